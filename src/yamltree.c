@@ -1,0 +1,404 @@
+#include "config.h"
+
+#include "yamltree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "buf.h"
+
+struct ybuilder {
+	yaml_parser_t parser;
+	const char *name;
+	struct err *e;
+	unsigned depth;
+};
+
+static struct ynode *node_new(enum ynode_kind kind, const yaml_mark_t *m)
+{
+	struct ynode *n = xcalloc(1, sizeof(*n));
+
+	n->kind = kind;
+	if (m != NULL) {
+		n->line = (unsigned)m->line + 1;
+		n->column = (unsigned)m->column + 1;
+	}
+	return n;
+}
+
+void ynode_free(struct ynode *n)
+{
+	size_t i;
+
+	if (n == NULL)
+		return;
+	for (i = 0; i < n->count; i++) {
+		if (n->keys != NULL)
+			ynode_free(n->keys[i]);
+		ynode_free(n->values[i]);
+	}
+	free(n->keys);
+	free(n->values);
+	free(n->str);
+	free(n);
+}
+
+static void node_push(struct ynode *n, struct ynode *key, struct ynode *value)
+{
+	/* Grow by powers of two: count is the size in use. */
+	if ((n->count & (n->count - 1)) == 0) {
+		size_t cap = n->count ? n->count * 2 : 1;
+		n->values = xrealloc(n->values, cap * sizeof(*n->values));
+		if (n->kind == YNODE_MAP)
+			n->keys = xrealloc(n->keys, cap * sizeof(*n->keys));
+	}
+	if (n->kind == YNODE_MAP)
+		n->keys[n->count] = key;
+	n->values[n->count] = value;
+	n->count++;
+}
+
+static int parser_error(struct ybuilder *b)
+{
+	const yaml_parser_t *p = &b->parser;
+	const char *what = p->problem ? p->problem : "malformed YAML";
+
+	if (p->context != NULL)
+		err_set(b->e, "%s:%zu:%zu: %s %s (line %zu)", b->name, p->problem_mark.line + 1,
+		        p->problem_mark.column + 1, what, p->context, p->context_mark.line + 1);
+	else
+		err_set(b->e, "%s:%zu:%zu: %s", b->name, p->problem_mark.line + 1,
+		        p->problem_mark.column + 1, what);
+	return -1;
+}
+
+static int next_event(struct ybuilder *b, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&b->parser, ev))
+		return parser_error(b);
+	return 0;
+}
+
+static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out);
+
+static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t end)
+{
+	for (;;) {
+		yaml_event_t ev;
+		struct ynode *key = NULL, *value = NULL;
+
+		if (next_event(b, &ev) < 0)
+			return -1;
+		if (ev.type == end) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		if (build_node(b, &ev, n->kind == YNODE_MAP ? &key : &value) < 0)
+			return -1;
+		if (n->kind == YNODE_MAP) {
+			if (key->kind != YNODE_SCALAR) {
+				err_set(b->e, "%s:%u:%u: a mapping key must be a plain string, not a %s",
+				        b->name, key->line, key->column, ynode_kind_name(key->kind));
+				ynode_free(key);
+				return -1;
+			}
+			for (size_t i = 0; i < n->count; i++) {
+				if (n->keys[i]->len == key->len &&
+				    memcmp(n->keys[i]->str, key->str, key->len) == 0) {
+					err_set(b->e, "%s:%u:%u: duplicate key '%s' (first at line %u)", b->name,
+					        key->line, key->column, key->str, n->keys[i]->line);
+					ynode_free(key);
+					return -1;
+				}
+			}
+			if (next_event(b, &ev) < 0) {
+				ynode_free(key);
+				return -1;
+			}
+			if (build_node(b, &ev, &value) < 0) {
+				ynode_free(key);
+				return -1;
+			}
+		}
+		node_push(n, key, value);
+	}
+}
+
+/* Consumes ev (deletes it) and builds the node it starts. */
+static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
+{
+	struct ynode *n;
+	int rc = 0;
+
+	*out = NULL;
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		n = node_new(YNODE_SCALAR, &ev->start_mark);
+		n->str = xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+		n->len = ev->data.scalar.length;
+		n->plain = ev->data.scalar.plain_implicit && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		*out = n;
+		break;
+	case YAML_MAPPING_START_EVENT:
+	case YAML_SEQUENCE_START_EVENT:
+		if (b->depth >= YTREE_MAX_DEPTH) {
+			err_set(b->e, "%s:%zu:%zu: nested deeper than %d levels", b->name,
+			        ev->start_mark.line + 1, ev->start_mark.column + 1, YTREE_MAX_DEPTH);
+			rc = -1;
+			break;
+		}
+		n = node_new(ev->type == YAML_MAPPING_START_EVENT ? YNODE_MAP : YNODE_SEQ, &ev->start_mark);
+		b->depth++;
+		rc = build_children(b, n, ev->type == YAML_MAPPING_START_EVENT ? YAML_MAPPING_END_EVENT
+		                                                                : YAML_SEQUENCE_END_EVENT);
+		b->depth--;
+		if (rc < 0)
+			ynode_free(n);
+		else
+			*out = n;
+		break;
+	case YAML_ALIAS_EVENT:
+		err_set(b->e, "%s:%zu:%zu: YAML aliases (*%s) are not supported", b->name,
+		        ev->start_mark.line + 1, ev->start_mark.column + 1,
+		        (const char *)ev->data.alias.anchor);
+		rc = -1;
+		break;
+	default:
+		err_set(b->e, "%s:%zu:%zu: unexpected YAML event", b->name, ev->start_mark.line + 1,
+		        ev->start_mark.column + 1);
+		rc = -1;
+		break;
+	}
+	yaml_event_delete(ev);
+	return rc;
+}
+
+int ytree_parse(const char *data, size_t len, const char *name, struct ynode **out, struct err *e)
+{
+	struct ybuilder b = {.name = name, .e = e};
+	struct ynode *root = NULL;
+	yaml_event_t ev;
+	int rc = -1;
+
+	*out = NULL;
+	if (!yaml_parser_initialize(&b.parser)) {
+		err_set(e, "%s: cannot initialise the YAML parser", name);
+		return -1;
+	}
+	yaml_parser_set_input_string(&b.parser, (const unsigned char *)data, len);
+	if (next_event(&b, &ev) < 0) /* STREAM-START */
+		goto out;
+	yaml_event_delete(&ev);
+	if (next_event(&b, &ev) < 0)
+		goto out;
+	if (ev.type == YAML_STREAM_END_EVENT) {
+		yaml_event_delete(&ev);
+		root = node_new(YNODE_MAP, NULL);
+		root->line = root->column = 1;
+		rc = 0;
+		goto out;
+	}
+	yaml_event_delete(&ev); /* DOCUMENT-START */
+	if (next_event(&b, &ev) < 0)
+		goto out;
+	if (build_node(&b, &ev, &root) < 0)
+		goto out;
+	if (next_event(&b, &ev) < 0) /* DOCUMENT-END */
+		goto out;
+	yaml_event_delete(&ev);
+	if (next_event(&b, &ev) < 0)
+		goto out;
+	if (ev.type != YAML_STREAM_END_EVENT) {
+		err_set(e, "%s:%zu:%zu: only one YAML document is allowed", name, ev.start_mark.line + 1,
+		        ev.start_mark.column + 1);
+		yaml_event_delete(&ev);
+		goto out;
+	}
+	yaml_event_delete(&ev);
+	if (root->kind == YNODE_SCALAR && root->plain && ynode_is_null(root)) {
+		ynode_free(root);
+		root = node_new(YNODE_MAP, NULL);
+		root->line = root->column = 1;
+	}
+	rc = 0;
+out:
+	yaml_parser_delete(&b.parser);
+	if (rc < 0) {
+		ynode_free(root);
+		root = NULL;
+	}
+	*out = root;
+	return rc;
+}
+
+int ytree_parse_file(const char *path, size_t max_size, struct ynode **out, struct err *e)
+{
+	struct buf b;
+	struct stat st;
+	char chunk[65536];
+	int fd, rc;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err_set(e, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		err_set(e, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	buf_init(&b);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_set(e, "%s: %s", path, strerror(errno));
+			close(fd);
+			buf_free(&b);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (max_size > 0 && b.len + (size_t)n > max_size) {
+			err_set(e, "%s: larger than the limit of %zu bytes", path, max_size);
+			close(fd);
+			buf_free(&b);
+			return -1;
+		}
+		buf_add(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	rc = ytree_parse(b.data ? b.data : "", b.len, path, out, e);
+	buf_free(&b);
+	return rc;
+}
+
+const struct ynode *ynode_get(const struct ynode *n, const char *key)
+{
+	size_t klen = strlen(key);
+
+	if (n == NULL || n->kind != YNODE_MAP)
+		return NULL;
+	for (size_t i = 0; i < n->count; i++)
+		if (n->keys[i]->len == klen && memcmp(n->keys[i]->str, key, klen) == 0)
+			return n->values[i];
+	return NULL;
+}
+
+const struct ynode *ynode_path(const struct ynode *n, const char *path)
+{
+	char part[256];
+	const char *p = path;
+
+	while (n != NULL) {
+		const char *dot = strchr(p, '.');
+		size_t len = dot ? (size_t)(dot - p) : strlen(p);
+		if (len >= sizeof(part))
+			return NULL;
+		memcpy(part, p, len);
+		part[len] = '\0';
+		n = ynode_get(n, part);
+		if (dot == NULL)
+			return n;
+		p = dot + 1;
+	}
+	return NULL;
+}
+
+bool ynode_is_null(const struct ynode *n)
+{
+	if (n == NULL)
+		return true;
+	if (n->kind != YNODE_SCALAR || !n->plain)
+		return false;
+	return n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
+	       strcmp(n->str, "Null") == 0 || strcmp(n->str, "NULL") == 0;
+}
+
+int ynode_bool(const struct ynode *n)
+{
+	if (n == NULL || n->kind != YNODE_SCALAR || !n->plain)
+		return -1;
+	if (strcmp(n->str, "true") == 0 || strcmp(n->str, "True") == 0 || strcmp(n->str, "TRUE") == 0)
+		return 1;
+	if (strcmp(n->str, "false") == 0 || strcmp(n->str, "False") == 0 ||
+	    strcmp(n->str, "FALSE") == 0)
+		return 0;
+	return -1;
+}
+
+struct ynode *ynode_new_map(void)
+{
+	return node_new(YNODE_MAP, NULL);
+}
+
+struct ynode *ynode_new_seq(void)
+{
+	return node_new(YNODE_SEQ, NULL);
+}
+
+struct ynode *ynode_new_scalar(const char *s, size_t len, bool plain)
+{
+	struct ynode *n = node_new(YNODE_SCALAR, NULL);
+
+	n->str = xstrndup(s, len);
+	n->len = len;
+	n->plain = plain;
+	return n;
+}
+
+void ynode_map_set(struct ynode *map, const char *key, struct ynode *value)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i < map->count; i++) {
+		if (map->keys[i]->len == klen && memcmp(map->keys[i]->str, key, klen) == 0) {
+			ynode_free(map->values[i]);
+			map->values[i] = value;
+			return;
+		}
+	}
+	node_push(map, ynode_new_scalar(key, klen, false), value);
+}
+
+void ynode_seq_add(struct ynode *seq, struct ynode *item)
+{
+	node_push(seq, NULL, item);
+}
+
+struct ynode *ynode_copy(const struct ynode *n)
+{
+	struct ynode *c = node_new(n->kind, NULL);
+
+	c->line = n->line;
+	c->column = n->column;
+	c->plain = n->plain;
+	if (n->str != NULL) {
+		c->str = xstrndup(n->str, n->len);
+		c->len = n->len;
+	}
+	for (size_t i = 0; i < n->count; i++)
+		node_push(c, n->kind == YNODE_MAP ? ynode_copy(n->keys[i]) : NULL, ynode_copy(n->values[i]));
+	return c;
+}
+
+const char *ynode_kind_name(enum ynode_kind k)
+{
+	switch (k) {
+	case YNODE_SCALAR:
+		return "scalar";
+	case YNODE_MAP:
+		return "mapping";
+	case YNODE_SEQ:
+		return "list";
+	}
+	return "?";
+}
