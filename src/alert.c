@@ -1,0 +1,260 @@
+#include "config.h"
+
+#include "alert.h"
+
+#include <ctype.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+static int scalar_field(const struct ynode *root, const char *key, char **out, struct err *e,
+                        const char *name)
+{
+	const struct ynode *n = ynode_get(root, key);
+
+	*out = NULL;
+	if (n == NULL || ynode_is_null(n))
+		return 0;
+	if (n->kind != YNODE_SCALAR) {
+		err_set(e, "%s:%u:%u: '%s' must be a string, not a %s", name, n->line, n->column, key,
+		        ynode_kind_name(n->kind));
+		return -1;
+	}
+	if (strlen(n->str) != n->len) {
+		err_set(e, "%s:%u:%u: '%s' contains a NUL byte", name, n->line, n->column, key);
+		return -1;
+	}
+	*out = xstrdup(n->str);
+	return 0;
+}
+
+static int two(const char *p)
+{
+	if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+		return -1;
+	return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static long days_from_civil(long y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	long era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long)doe - 719468;
+}
+
+int alert_parse_time(const char *s, time_t *out)
+{
+	int year, mon, day, hour, min, sec = 0, off = 0;
+	const char *p = s;
+
+	if (strlen(s) < 16)
+		return -1;
+	for (int i = 0; i < 4; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return -1;
+	year = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+	if (p[4] != '-' || (mon = two(p + 5)) < 1 || mon > 12 || p[7] != '-' ||
+	    (day = two(p + 8)) < 1 || day > 31)
+		return -1;
+	if ((p[10] != 'T' && p[10] != 't' && p[10] != ' ') || (hour = two(p + 11)) < 0 || hour > 23 ||
+	    p[13] != ':' || (min = two(p + 14)) < 0 || min > 59)
+		return -1;
+	p += 16;
+	if (*p == ':') {
+		sec = two(p + 1);
+		if (sec < 0 || sec > 60)
+			return -1;
+		p += 3;
+		if (*p == '.' || *p == ',') {
+			p++;
+			if (!isdigit((unsigned char)*p))
+				return -1;
+			while (isdigit((unsigned char)*p))
+				p++;
+		}
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1;
+		int oh = two(p + 1), om;
+		if (oh < 0 || oh > 23)
+			return -1;
+		p += 3;
+		if (*p == ':')
+			p++;
+		om = two(p);
+		if (om < 0 || om > 59)
+			return -1;
+		p += 2;
+		off = sign * (oh * 3600 + om * 60);
+	} else if (*p != '\0') {
+		return -1;
+	}
+	/* Without a zone the time is taken as UTC: alerts from machines should carry a zone. */
+	if (*p != '\0')
+		return -1;
+	*out = (time_t)(days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400L + hour * 3600L +
+	                min * 60L + sec - off);
+	return 0;
+}
+
+static char *format_time(time_t t)
+{
+	struct tm tm;
+	char s[32];
+
+	gmtime_r(&t, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return xstrdup(s);
+}
+
+char *alert_new_id(time_t now)
+{
+	unsigned char r[8];
+	struct tm tm;
+	char ts[32];
+
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		/* Uniqueness, not secrecy, is what matters here. */
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)(random() >> 8);
+	}
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+	return xasprintf("%s-%02x%02x%02x%02x%02x%02x%02x%02x", ts, r[0], r[1], r[2], r[3], r[4], r[5],
+	                 r[6], r[7]);
+}
+
+int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct alert **out,
+                    struct err *e)
+{
+	struct alert *a = xcalloc(1, sizeof(*a));
+	char *time_in = NULL;
+
+	*out = NULL;
+	a->tree = tree;
+	if (tree->kind != YNODE_MAP) {
+		err_set(e, "%s:%u:%u: an alert must be a mapping of fields, not a %s", name, tree->line,
+		        tree->column, ynode_kind_name(tree->kind));
+		goto fail;
+	}
+	if (scalar_field(tree, "id", &a->id, e, name) < 0 ||
+	    scalar_field(tree, "channel", &a->channel, e, name) < 0 ||
+	    scalar_field(tree, "title", &a->title, e, name) < 0 ||
+	    scalar_field(tree, "severity", &a->severity, e, name) < 0 ||
+	    scalar_field(tree, "source", &a->source, e, name) < 0 ||
+	    scalar_field(tree, "description", &a->description, e, name) < 0 ||
+	    scalar_field(tree, "status", &a->status, e, name) < 0 ||
+	    scalar_field(tree, "time", &time_in, e, name) < 0)
+		goto fail;
+	if (a->id != NULL && a->id[0] == '\0') {
+		free(a->id);
+		a->id = NULL;
+	}
+	if (a->id == NULL)
+		a->id = alert_new_id(arrival);
+	if (time_in != NULL) {
+		if (alert_parse_time(time_in, &a->time) < 0) {
+			const struct ynode *n = ynode_get(tree, "time");
+			err_set(e, "%s:%u:%u: time: expected an ISO 8601 date and time such as "
+			        "2026-11-25T07:45:00Z, got '%s'",
+			        name, n->line, n->column, time_in);
+			goto fail;
+		}
+		a->time_str = time_in;
+		time_in = NULL;
+	} else {
+		a->time = arrival;
+		a->time_str = format_time(arrival);
+	}
+	{
+		const struct ynode *labels = ynode_get(tree, "labels");
+		if (labels != NULL && !ynode_is_null(labels) && labels->kind != YNODE_MAP) {
+			err_set(e, "%s:%u:%u: 'labels' must be a mapping of names to values", name,
+			        labels->line, labels->column);
+			goto fail;
+		}
+	}
+	*out = a;
+	return 0;
+fail:
+	free(time_in);
+	alert_free(a);
+	return -1;
+}
+
+int alert_parse(const char *data, size_t len, const char *name, time_t arrival, struct alert **out,
+                struct err *e)
+{
+	struct ynode *tree;
+
+	*out = NULL;
+	if (ytree_parse(data, len, name, &tree, e) < 0)
+		return -1;
+	return alert_from_tree(tree, name, arrival, out, e);
+}
+
+void alert_free(struct alert *a)
+{
+	if (a == NULL)
+		return;
+	ynode_free(a->tree);
+	free(a->id);
+	free(a->channel);
+	free(a->title);
+	free(a->severity);
+	free(a->source);
+	free(a->description);
+	free(a->status);
+	free(a->time_str);
+	free(a);
+}
+
+static struct ynode *str_node(const char *s)
+{
+	return ynode_new_scalar(s, strlen(s), false);
+}
+
+struct ynode *alert_template_data(const struct alert *a, const char *channel)
+{
+	struct ynode *d = ynode_copy(a->tree);
+	const struct ynode *labels = ynode_get(a->tree, "labels");
+	struct ynode *list = ynode_new_seq();
+	struct ynode *am = ynode_new_map();
+	char host[256];
+
+	ynode_map_set(d, "id", str_node(a->id));
+	ynode_map_set(d, "time", str_node(a->time_str));
+	if (channel != NULL)
+		ynode_map_set(d, "channel", str_node(channel));
+	if (labels != NULL && labels->kind == YNODE_MAP) {
+		for (size_t i = 0; i < labels->count; i++) {
+			struct ynode *kv = ynode_new_map();
+			ynode_map_set(kv, "key", ynode_copy(labels->keys[i]));
+			ynode_map_set(kv, "value", ynode_copy(labels->values[i]));
+			ynode_seq_add(list, kv);
+		}
+	}
+	ynode_map_set(d, "label_list", list);
+	if (a->severity != NULL && a->severity[0] != '\0') {
+		struct ynode *is = ynode_new_map();
+		ynode_map_set(is, a->severity, ynode_new_scalar("true", 4, true));
+		ynode_map_set(d, "severity_is", is);
+	}
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	ynode_map_set(am, "hostname", str_node(host));
+	ynode_map_set(am, "version", str_node(PACKAGE_VERSION));
+	ynode_map_set(d, "alertmail", am);
+	return d;
+}

@@ -1,0 +1,146 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "commands.h"
+#include "conf.h"
+#include "smtp.h"
+#include "template.h"
+
+/* A directory the daemon needs: missing is fine (the daemon makes it), wrong is not. */
+static int check_dir(const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT) {
+			printf("%-10s %s: does not exist yet (created by the daemon)\n", what, path);
+			return 0;
+		}
+		printf("%-10s %s: %s\n", what, path, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		printf("%-10s %s: not a directory\n", what, path);
+		return 1;
+	}
+	printf("%-10s %s: ok\n", what, path);
+	return 0;
+}
+
+static int check_templates(const struct config *cfg)
+{
+	const char *dirs[2];
+	size_t nd = config_template_dirs(cfg, dirs);
+	int bad = 0;
+
+	for (size_t i = 0; i < cfg->nchannels; i++) {
+		const struct channel *ch = &cfg->channels[i];
+		struct mail_template *t;
+		struct err e;
+
+		/* Channels that share a template check it once each: cheap and simple. */
+		if (mail_template_load(dirs, nd, ch->template, &t, &e) < 0) {
+			printf("template   %s (channel %s): %s\n", ch->template, ch->name, e.msg);
+			bad++;
+			continue;
+		}
+		printf("template   %s (channel %s): ok, %s\n", ch->template, ch->name,
+		       mail_template_dir(t));
+		mail_template_free(t);
+	}
+	return bad;
+}
+
+static int probe_servers(const struct config *cfg, int verbosity)
+{
+	struct smtp_pool *pool = smtp_pool_new(cfg);
+	int bad = 0;
+
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		const struct server *s = &cfg->servers[i];
+		struct smtp_conn *conn = smtp_pool_get(pool, s);
+		struct smtp_result r;
+
+		if (conn == NULL) {
+			printf("server     %s: cannot create a connection\n", s->name);
+			bad++;
+			continue;
+		}
+		smtp_probe(conn, &r);
+		if (r.outcome == OUTCOME_OK) {
+			printf("server     %s %s:%ld (tls %s, auth %s): ok [%lld ms]", s->name, s->host,
+			       s->port, tls_mode_name(s->tls), auth_mech_name(s->auth),
+			       (long long)r.elapsed_ms);
+			if (r.cert_expiry[0] != '\0')
+				printf(", certificate expires %s", r.cert_expiry);
+			printf("\n");
+		} else {
+			printf("server     %s %s:%ld (tls %s, auth %s): FAILED (%s): %s [%lld ms]\n",
+			       s->name, s->host, s->port, tls_mode_name(s->tls), auth_mech_name(s->auth),
+			       outcome_name(r.outcome), r.detail, (long long)r.elapsed_ms);
+			bad++;
+		}
+		if (verbosity >= 2)
+			fputs(smtp_transcript(conn), stdout);
+	}
+	smtp_pool_free(pool);
+	return bad;
+}
+
+int cmd_check(const struct globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"connect", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct config *cfg;
+	bool connect = false;
+	int bad = 0, c;
+
+	optind = 1;
+	for (;;) {
+		c = getopt_long(argc, argv, "h", opts, NULL);
+		if (c == -1)
+			break;
+		if (c == 'C') {
+			connect = true;
+		} else if (c == 'h') {
+			printf("usage: alertmail check [--connect]\n");
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "usage: alertmail check [--connect]\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "alertmail: check: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	cfg = commands_load_config(g);
+	if (cfg == NULL)
+		return EXIT_USAGE;
+	printf("config     %s: ok (%zu servers, %zu channels, %zu routes)\n", cfg->path,
+	       cfg->nservers, cfg->nchannels, cfg->nroutes);
+	bad += check_templates(cfg);
+	bad += check_dir("spool", cfg->spool);
+	bad += check_dir("state", cfg->state);
+	if (bad > 0) {
+		config_free(cfg);
+		return EXIT_USAGE;
+	}
+	if (connect && probe_servers(cfg, g->verbosity) > 0) {
+		config_free(cfg);
+		return EXIT_FAILURE_RUNTIME;
+	}
+	config_free(cfg);
+	return EXIT_OK;
+}

@@ -1,0 +1,24 @@
+/* The subcommands; each returns an exit status. */
+#ifndef ALERTMAIL_COMMANDS_H
+#define ALERTMAIL_COMMANDS_H
+
+enum exit_status {
+	EXIT_OK = 0,
+	EXIT_FAILURE_RUNTIME = 1, /* delivery or runtime failure */
+	EXIT_USAGE = 2,           /* usage, config or input error */
+};
+
+struct globals {
+	const char *config_path; /* resolved: -c, $ALERTMAIL_CONFIG or the default */
+	int verbosity;
+};
+
+struct config;
+/* Loads the config, printing every error and warning; NULL on failure. */
+struct config *commands_load_config(const struct globals *g);
+
+int cmd_test(const struct globals *g, int argc, char **argv);
+int cmd_check(const struct globals *g, int argc, char **argv);
+int cmd_version(const struct globals *g, int argc, char **argv);
+
+#endif

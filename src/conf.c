@@ -1,0 +1,900 @@
+#include "config.h"
+
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "duration.h"
+#include "err.h"
+#include "message.h"
+
+#define CONFIG_MAX_SIZE (4 * 1024 * 1024)
+#define SECRET_MAX_SIZE 65536
+
+/* One parse: the file name for positions and every error found. */
+struct cparse {
+	const char *file;
+	struct buf *errors;
+	struct buf *warnings;
+	int nerrors;
+};
+
+__attribute__((format(printf, 3, 4))) static void cerr(struct cparse *p, const struct ynode *at,
+                                                       const char *fmt, ...)
+{
+	va_list ap;
+
+	if (at != NULL && at->line > 0)
+		buf_printf(p->errors, "%s:%u:%u: ", p->file, at->line, at->column);
+	else
+		buf_printf(p->errors, "%s: ", p->file);
+	va_start(ap, fmt);
+	buf_vprintf(p->errors, fmt, ap);
+	va_end(ap);
+	buf_addc(p->errors, '\n');
+	p->nerrors++;
+}
+
+__attribute__((format(printf, 3, 4))) static void cwarn(struct cparse *p, const struct ynode *at,
+                                                        const char *fmt, ...)
+{
+	va_list ap;
+
+	buf_printf(p->warnings, "%s:%u:%u: ", p->file, at->line, at->column);
+	va_start(ap, fmt);
+	buf_vprintf(p->warnings, fmt, ap);
+	va_end(ap);
+	buf_addc(p->warnings, '\n');
+}
+
+size_t config_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t *row;
+	size_t d;
+
+	if (la > 64 || lb > 64)
+		return (size_t)-1;
+	row = xcalloc(lb + 1, sizeof(*row));
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t best = diag + cost;
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	d = row[lb];
+	free(row);
+	return d;
+}
+
+static const char *closest(const char *word, const char *const *known)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1;
+	size_t limit = strlen(word) / 3 + 1;
+
+	if (limit < 2)
+		limit = 2;
+	for (size_t i = 0; known[i] != NULL; i++) {
+		size_t d = config_edit_distance(word, known[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = known[i];
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
+static void list_known(struct buf *b, const char *const *known)
+{
+	for (size_t i = 0; known[i] != NULL; i++)
+		buf_printf(b, "%s%s", i ? ", " : "", known[i]);
+}
+
+/* Reports every key of map that is not in known; returns the number of unknown keys. */
+static int check_keys(struct cparse *p, const struct ynode *map, const char *where,
+                      const char *const *known)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < map->count; i++) {
+		const struct ynode *k = map->keys[i];
+		size_t j;
+		for (j = 0; known[j] != NULL; j++)
+			if (strcmp(k->str, known[j]) == 0)
+				break;
+		if (known[j] != NULL)
+			continue;
+		const char *hint = closest(k->str, known);
+		if (hint != NULL) {
+			cerr(p, k, "unknown key '%s' in %s; did you mean '%s'?", k->str, where, hint);
+		} else {
+			struct buf kb;
+			buf_init(&kb);
+			list_known(&kb, known);
+			cerr(p, k, "unknown key '%s' in %s; expected one of: %s", k->str, where, kb.data);
+			buf_free(&kb);
+		}
+		bad++;
+	}
+	return bad;
+}
+
+static bool expect_kind(struct cparse *p, const struct ynode *n, enum ynode_kind kind,
+                        const char *what)
+{
+	if (n->kind == kind && !(kind == YNODE_SCALAR && ynode_is_null(n)))
+		return true;
+	cerr(p, n, "%s: expected a %s, got %s", what, ynode_kind_name(kind),
+	     ynode_is_null(n) ? "nothing" : ynode_kind_name(n->kind));
+	return false;
+}
+
+/* A non-empty string without control characters (they could end up in headers or logs). */
+static char *get_str(struct cparse *p, const struct ynode *n, const char *what)
+{
+	if (!expect_kind(p, n, YNODE_SCALAR, what))
+		return NULL;
+	for (size_t i = 0; i < n->len; i++) {
+		unsigned char c = (unsigned char)n->str[i];
+		if (c < 0x20 || c == 0x7f) {
+			cerr(p, n, "%s: control characters (such as line breaks) are not allowed", what);
+			return NULL;
+		}
+	}
+	return xstrdup(n->str);
+}
+
+static bool get_bool(struct cparse *p, const struct ynode *n, const char *what, bool *out)
+{
+	int v = ynode_bool(n);
+
+	if (v < 0) {
+		cerr(p, n, "%s: expected true or false, got '%s'", what,
+		     n->kind == YNODE_SCALAR ? n->str : ynode_kind_name(n->kind));
+		return false;
+	}
+	*out = v == 1;
+	return true;
+}
+
+static bool get_long(struct cparse *p, const struct ynode *n, const char *what, long min, long max,
+                     long *out)
+{
+	char *end;
+	long v;
+
+	if (!expect_kind(p, n, YNODE_SCALAR, what))
+		return false;
+	errno = 0;
+	v = strtol(n->str, &end, 10);
+	if (end == n->str || *end != '\0' || errno != 0 || v < min || v > max) {
+		cerr(p, n, "%s: expected a whole number from %ld to %ld, got '%s'", what, min, max,
+		     n->str);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static bool get_duration(struct cparse *p, const struct ynode *n, const char *what, int64_t *out)
+{
+	struct err e;
+
+	if (!expect_kind(p, n, YNODE_SCALAR, what))
+		return false;
+	if (duration_parse(n->str, out, &e) < 0) {
+		cerr(p, n, "%s: %s", what, e.msg);
+		return false;
+	}
+	return true;
+}
+
+/* A list of strings; a single string is taken as a list of one. */
+static char **get_str_list(struct cparse *p, const struct ynode *n, const char *what, size_t *count)
+{
+	char **v;
+
+	*count = 0;
+	if (n->kind == YNODE_SCALAR && !ynode_is_null(n)) {
+		char *s = get_str(p, n, what);
+		if (s == NULL)
+			return NULL;
+		v = xcalloc(1, sizeof(*v));
+		v[0] = s;
+		*count = 1;
+		return v;
+	}
+	if (!expect_kind(p, n, YNODE_SEQ, what))
+		return NULL;
+	if (n->count == 0) {
+		cerr(p, n, "%s: the list is empty", what);
+		return NULL;
+	}
+	v = xcalloc(n->count, sizeof(*v));
+	for (size_t i = 0; i < n->count; i++) {
+		char *s = get_str(p, n->values[i], what);
+		if (s != NULL)
+			v[(*count)++] = s;
+	}
+	return v;
+}
+
+static void free_str_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Reads a secret file: owned by anyone, but readable by nobody but its owner. */
+static char *read_secret_file(struct cparse *p, const struct ynode *at, const char *path)
+{
+	struct stat st;
+	char chunk[4096];
+	struct buf b;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		cerr(p, at, "password_file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		cerr(p, at, "password_file %s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		cerr(p, at,
+		     "password_file %s is accessible by group or others (mode %04o); "
+		     "make it private with: chmod 600 %s",
+		     path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return NULL;
+	}
+	buf_init(&b);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			cerr(p, at, "password_file %s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if (b.len + (size_t)n > SECRET_MAX_SIZE) {
+			cerr(p, at, "password_file %s: larger than %d bytes", path, SECRET_MAX_SIZE);
+			n = -1;
+			break;
+		}
+		buf_add(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	explicit_bzero(chunk, sizeof(chunk));
+	if (b.data == NULL) {
+		cerr(p, at, "password_file %s is empty", path);
+		return NULL;
+	}
+	/* One trailing line break is the editor's, not the password's. */
+	if (b.len > 0 && b.data[b.len - 1] == '\n')
+		b.data[--b.len] = '\0';
+	if (b.len > 0 && b.data[b.len - 1] == '\r')
+		b.data[--b.len] = '\0';
+	if (b.len == 0 || strlen(b.data) != b.len) {
+		cerr(p, at, "password_file %s is empty or contains a NUL byte", path);
+		explicit_bzero(b.data, b.cap);
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+static void free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static const char *const top_keys[] = {
+	"spool", "state", "templates", "from", "default_channel", "servers", "channels", "routes",
+	"retry", NULL,
+};
+static const char *const server_keys[] = {
+	"host", "port", "tls", "verify", "ca_file", "auth", "username", "password_file",
+	"password_env", "password", "allow_plaintext_auth", "timeout", "connect_timeout",
+	"total_timeout", "max_connections", "rate", "helo", NULL,
+};
+static const char *const channel_keys[] = {
+	"servers", "to", "template", "switch_back_after", "from", NULL,
+};
+static const char *const route_keys[] = {"match", "channel", "channels", "continue", NULL};
+static const char *const retry_keys[] = {"initial", "max_interval", "give_up_after", NULL};
+
+static void parse_server(struct cparse *p, struct server *s, const struct ynode *key,
+                         const struct ynode *map)
+{
+	const struct ynode *n;
+	const struct ynode *pw_at = NULL;
+	int sources = 0;
+	char what[160];
+
+	s->name = xstrdup(key->str);
+	s->line = key->line;
+	s->column = key->column;
+	s->tls = TLS_STARTTLS;
+	s->verify = true;
+	s->auth = AUTH_NONE;
+	s->timeout_ms = 30000;
+	s->connect_timeout_ms = -1;
+	s->total_timeout_ms = 300000;
+	s->max_connections = 2;
+	s->port = -1;
+	if (!expect_kind(p, map, YNODE_MAP, "a server"))
+		return;
+	snprintf(what, sizeof(what), "server '%s'", s->name);
+	check_keys(p, map, what, server_keys);
+
+	n = ynode_get(map, "host");
+	if (n == NULL)
+		cerr(p, key, "server '%s': 'host' is missing", s->name);
+	else
+		s->host = get_str(p, n, "host");
+	n = ynode_get(map, "tls");
+	if (n != NULL && expect_kind(p, n, YNODE_SCALAR, "tls")) {
+		if (strcmp(n->str, "starttls") == 0)
+			s->tls = TLS_STARTTLS;
+		else if (strcmp(n->str, "tls") == 0)
+			s->tls = TLS_IMPLICIT;
+		else if (strcmp(n->str, "none") == 0)
+			s->tls = TLS_NONE;
+		else
+			cerr(p, n, "tls: expected starttls, tls or none, got '%s'", n->str);
+	}
+	n = ynode_get(map, "port");
+	if (n != NULL)
+		get_long(p, n, "port", 1, 65535, &s->port);
+	if (s->port < 0)
+		s->port = s->tls == TLS_IMPLICIT ? 465 : s->tls == TLS_STARTTLS ? 587 : 25;
+	n = ynode_get(map, "verify");
+	if (n != NULL) {
+		get_bool(p, n, "verify", &s->verify);
+		if (!s->verify)
+			cwarn(p, n, "server '%s': certificate verification is off", s->name);
+	}
+	n = ynode_get(map, "ca_file");
+	if (n != NULL) {
+		s->ca_file = get_str(p, n, "ca_file");
+		if (s->ca_file != NULL && access(s->ca_file, R_OK) != 0)
+			cerr(p, n, "ca_file %s: %s", s->ca_file, strerror(errno));
+	}
+	n = ynode_get(map, "username");
+	if (n != NULL)
+		s->username = get_str(p, n, "username");
+	n = ynode_get(map, "auth");
+	if (n != NULL && expect_kind(p, n, YNODE_SCALAR, "auth")) {
+		if (strcmp(n->str, "none") == 0)
+			s->auth = AUTH_NONE;
+		else if (strcmp(n->str, "plain") == 0)
+			s->auth = AUTH_PLAIN;
+		else if (strcmp(n->str, "login") == 0)
+			s->auth = AUTH_LOGIN;
+		else if (strcmp(n->str, "xoauth2") == 0)
+			cerr(p, n, "auth: xoauth2 is not supported by this version of alertmail yet");
+		else
+			cerr(p, n, "auth: expected none, plain, login or xoauth2, got '%s'", n->str);
+	} else if (n == NULL && s->username != NULL) {
+		s->auth = AUTH_AUTO;
+	}
+
+	n = ynode_get(map, "password_file");
+	if (n != NULL) {
+		char *path = get_str(p, n, "password_file");
+		sources++;
+		pw_at = n;
+		if (path != NULL)
+			s->password = read_secret_file(p, n, path);
+		free(path);
+	}
+	n = ynode_get(map, "password_env");
+	if (n != NULL) {
+		char *name = get_str(p, n, "password_env");
+		sources++;
+		pw_at = n;
+		if (name != NULL) {
+			const char *v = getenv(name);
+			if (v == NULL || *v == '\0')
+				cerr(p, n, "password_env: the environment variable %s is not set", name);
+			else if (s->password == NULL)
+				s->password = xstrdup(v);
+		}
+		free(name);
+	}
+	n = ynode_get(map, "password");
+	if (n != NULL) {
+		sources++;
+		pw_at = n;
+		if (expect_kind(p, n, YNODE_SCALAR, "password")) {
+			if (s->password == NULL)
+				s->password = xstrdup(n->str);
+			cwarn(p, n,
+			      "server '%s': an inline password is discouraged; use password_file "
+			      "(mode 0600) or password_env",
+			      s->name);
+		}
+	}
+	if (sources > 1)
+		cerr(p, pw_at, "server '%s': give only one of password_file, password_env, password",
+		     s->name);
+	if (s->auth != AUTH_NONE && s->username == NULL)
+		cerr(p, ynode_get(map, "auth"), "server '%s': auth %s needs a username", s->name,
+		     auth_mech_name(s->auth));
+	if (s->auth != AUTH_NONE && sources == 0)
+		cerr(p, key,
+		     "server '%s': auth %s needs a password (password_file, password_env or password)",
+		     s->name, auth_mech_name(s->auth));
+	if (s->auth == AUTH_NONE && sources > 0)
+		cerr(p, pw_at, "server '%s': a password is given but auth is none", s->name);
+
+	n = ynode_get(map, "allow_plaintext_auth");
+	if (n != NULL)
+		get_bool(p, n, "allow_plaintext_auth", &s->allow_plaintext_auth);
+	if (s->tls == TLS_NONE && s->auth != AUTH_NONE && !s->allow_plaintext_auth)
+		cerr(p, ynode_get(map, "tls"),
+		     "server '%s': tls none with auth would send the password in clear; use tls: "
+		     "starttls or tls, or set allow_plaintext_auth: true if the network is trusted",
+		     s->name);
+	if (s->tls == TLS_NONE && s->auth != AUTH_NONE && s->allow_plaintext_auth)
+		cwarn(p, ynode_get(map, "allow_plaintext_auth"),
+		      "server '%s': the password is sent without TLS", s->name);
+
+	n = ynode_get(map, "timeout");
+	if (n != NULL)
+		get_duration(p, n, "timeout", &s->timeout_ms);
+	n = ynode_get(map, "connect_timeout");
+	if (n != NULL)
+		get_duration(p, n, "connect_timeout", &s->connect_timeout_ms);
+	if (s->connect_timeout_ms < 0)
+		s->connect_timeout_ms = s->timeout_ms;
+	n = ynode_get(map, "total_timeout");
+	if (n != NULL)
+		get_duration(p, n, "total_timeout", &s->total_timeout_ms);
+	if (s->timeout_ms < 1000 || s->connect_timeout_ms < 1000)
+		cerr(p, key, "server '%s': timeouts must be at least 1s", s->name);
+	if (s->total_timeout_ms < s->timeout_ms)
+		cerr(p, ynode_get(map, "total_timeout") ? ynode_get(map, "total_timeout") : key,
+		     "server '%s': total_timeout must not be shorter than timeout", s->name);
+	n = ynode_get(map, "max_connections");
+	if (n != NULL)
+		get_long(p, n, "max_connections", 1, 100, &s->max_connections);
+	n = ynode_get(map, "rate");
+	if (n != NULL && expect_kind(p, n, YNODE_SCALAR, "rate")) {
+		struct err e;
+		if (rate_parse(n->str, &s->rate_count, &s->rate_period_ms, &e) < 0)
+			cerr(p, n, "rate: %s", e.msg);
+	}
+	n = ynode_get(map, "helo");
+	if (n != NULL) {
+		s->helo = get_str(p, n, "helo");
+		if (s->helo != NULL && strspn(s->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                                       "0123456789.-[]:") != strlen(s->helo))
+			cerr(p, n, "helo: expected a host name or address literal, got '%s'", s->helo);
+	}
+}
+
+static void parse_channel(struct cparse *p, const struct config *c, struct channel *ch,
+                          const struct ynode *key, const struct ynode *map)
+{
+	const struct ynode *n;
+	char what[160];
+
+	ch->name = xstrdup(key->str);
+	ch->line = key->line;
+	ch->column = key->column;
+	ch->switch_back_after_ms = 300000;
+	if (!expect_kind(p, map, YNODE_MAP, "a channel"))
+		return;
+	snprintf(what, sizeof(what), "channel '%s'", ch->name);
+	check_keys(p, map, what, channel_keys);
+
+	n = ynode_get(map, "servers");
+	if (n == NULL) {
+		cerr(p, key, "channel '%s': 'servers' is missing (a list of server names, primary first)",
+		     ch->name);
+	} else {
+		size_t count;
+		const struct ynode *items = n;
+		char **names = get_str_list(p, n, "servers", &count);
+		ch->servers = xcalloc(count ? count : 1, sizeof(*ch->servers));
+		for (size_t i = 0; i < count; i++) {
+			const struct ynode *at = items->kind == YNODE_SEQ ? items->values[i] : items;
+			struct server *s = (struct server *)config_server(c, names[i]);
+			if (s == NULL) {
+				struct buf kb;
+				buf_init(&kb);
+				for (size_t j = 0; j < c->nservers; j++)
+					buf_printf(&kb, "%s%s", j ? ", " : "", c->servers[j].name);
+				cerr(p, at, "channel '%s': unknown server '%s'; servers defined: %s", ch->name,
+				     names[i], kb.data ? kb.data : "(none)");
+				buf_free(&kb);
+				continue;
+			}
+			for (size_t j = 0; j < ch->nservers; j++)
+				if (ch->servers[j] == s)
+					cerr(p, at, "channel '%s': server '%s' is listed twice", ch->name, names[i]);
+			ch->servers[ch->nservers++] = s;
+		}
+		free_str_list(names, count);
+	}
+	n = ynode_get(map, "to");
+	if (n == NULL) {
+		cerr(p, key, "channel '%s': 'to' is missing (a list of recipient addresses)", ch->name);
+	} else {
+		ch->to = get_str_list(p, n, "to", &ch->nto);
+		for (size_t i = 0; i < ch->nto; i++) {
+			struct mailbox mb;
+			struct err e;
+			const struct ynode *at = n->kind == YNODE_SEQ ? n->values[i] : n;
+			if (mailbox_parse(ch->to[i], &mb, &e) < 0) {
+				cerr(p, at, "to: %s", e.msg);
+				continue;
+			}
+			mailbox_free(&mb);
+		}
+	}
+	n = ynode_get(map, "template");
+	ch->template = n != NULL ? get_str(p, n, "template") : xstrdup("default");
+	if (ch->template != NULL &&
+	    (strchr(ch->template, '/') != NULL || ch->template[0] == '.' || ch->template[0] == '\0')) {
+		cerr(p, n, "template: a template name must not contain '/' or start with '.'");
+		free(ch->template);
+		ch->template = NULL;
+	}
+	n = ynode_get(map, "from");
+	if (n != NULL) {
+		ch->from = get_str(p, n, "from");
+		if (ch->from != NULL) {
+			struct mailbox mb;
+			struct err e;
+			if (mailbox_parse(ch->from, &mb, &e) < 0)
+				cerr(p, n, "from: %s", e.msg);
+			else
+				mailbox_free(&mb);
+		}
+	}
+	n = ynode_get(map, "switch_back_after");
+	if (n != NULL)
+		get_duration(p, n, "switch_back_after", &ch->switch_back_after_ms);
+}
+
+static void parse_route(struct cparse *p, const struct config *c, struct route *r,
+                        const struct ynode *map)
+{
+	const struct ynode *n, *one, *many;
+
+	r->line = map->line;
+	r->column = map->column;
+	if (!expect_kind(p, map, YNODE_MAP, "a route"))
+		return;
+	check_keys(p, map, "a route", route_keys);
+	n = ynode_get(map, "match");
+	if (n != NULL && expect_kind(p, n, YNODE_MAP, "match")) {
+		for (size_t i = 0; i < n->count; i++)
+			if (n->values[i]->kind != YNODE_SCALAR)
+				cerr(p, n->values[i], "match: the value for '%s' must be a string or glob",
+				     n->keys[i]->str);
+		r->match = ynode_copy(n);
+	}
+	one = ynode_get(map, "channel");
+	many = ynode_get(map, "channels");
+	if (one != NULL && many != NULL)
+		cerr(p, many, "a route takes 'channel' or 'channels', not both");
+	else if (one == NULL && many == NULL)
+		cerr(p, map, "a route needs 'channel' (or 'channels')");
+	else
+		r->channels = get_str_list(p, one ? one : many, one ? "channel" : "channels",
+		                           &r->nchannels);
+	for (size_t i = 0; i < r->nchannels; i++)
+		if (config_channel(c, r->channels[i]) == NULL)
+			cerr(p, one ? one : many, "route: unknown channel '%s'", r->channels[i]);
+	n = ynode_get(map, "continue");
+	if (n != NULL)
+		get_bool(p, n, "continue", &r->cont);
+}
+
+static bool template_exists(const struct config *c, const char *name)
+{
+	const char *dirs[2];
+	size_t nd = config_template_dirs(c, dirs);
+
+	for (size_t i = 0; i < nd; i++) {
+		char *path = xasprintf("%s/%s/subject.mustache", dirs[i], name);
+		int rc = access(path, R_OK);
+		free(path);
+		if (rc == 0)
+			return true;
+	}
+	return false;
+}
+
+static char *default_from(void)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	return xasprintf("alertmail@%s", host);
+}
+
+static void parse_top(struct cparse *p, struct config *c, const struct ynode *root)
+{
+	const struct ynode *n;
+
+	c->spool = xstrdup(LOCALSTATEDIR "/spool/alertmail");
+	c->state = xstrdup(LOCALSTATEDIR "/lib/alertmail");
+	c->templates = xstrdup(SYSCONFDIR "/alertmail/templates");
+	c->retry_initial_ms = 30000;
+	c->retry_max_interval_ms = 15 * 60000;
+	c->retry_give_up_after_ms = 24 * 3600000LL;
+	if (!expect_kind(p, root, YNODE_MAP, "the config"))
+		return;
+	check_keys(p, root, "the config", top_keys);
+
+	static const struct {
+		const char *key;
+		size_t offset;
+	} paths[] = {
+		{"spool", offsetof(struct config, spool)},
+		{"state", offsetof(struct config, state)},
+		{"templates", offsetof(struct config, templates)},
+	};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		char **slot = (char **)((char *)c + paths[i].offset);
+		n = ynode_get(root, paths[i].key);
+		if (n == NULL)
+			continue;
+		char *v = get_str(p, n, paths[i].key);
+		if (v == NULL)
+			continue;
+		if (v[0] != '/') {
+			cerr(p, n, "%s: expected an absolute path, got '%s'", paths[i].key, v);
+			free(v);
+			continue;
+		}
+		free(*slot);
+		*slot = v;
+	}
+	n = ynode_get(root, "from");
+	if (n != NULL) {
+		c->from = get_str(p, n, "from");
+		if (c->from != NULL) {
+			struct mailbox mb;
+			struct err e;
+			if (mailbox_parse(c->from, &mb, &e) < 0)
+				cerr(p, n, "from: %s", e.msg);
+			else
+				mailbox_free(&mb);
+		}
+	} else {
+		c->from = default_from();
+	}
+
+	n = ynode_get(root, "servers");
+	if (n != NULL && expect_kind(p, n, YNODE_MAP, "servers")) {
+		c->servers = xcalloc(n->count ? n->count : 1, sizeof(*c->servers));
+		for (size_t i = 0; i < n->count; i++)
+			parse_server(p, &c->servers[c->nservers++], n->keys[i], n->values[i]);
+	}
+	n = ynode_get(root, "channels");
+	if (n != NULL && expect_kind(p, n, YNODE_MAP, "channels")) {
+		c->channels = xcalloc(n->count ? n->count : 1, sizeof(*c->channels));
+		for (size_t i = 0; i < n->count; i++)
+			parse_channel(p, c, &c->channels[c->nchannels++], n->keys[i], n->values[i]);
+	}
+	n = ynode_get(root, "routes");
+	if (n != NULL && expect_kind(p, n, YNODE_SEQ, "routes")) {
+		c->routes = xcalloc(n->count ? n->count : 1, sizeof(*c->routes));
+		for (size_t i = 0; i < n->count; i++)
+			parse_route(p, c, &c->routes[c->nroutes++], n->values[i]);
+	}
+	n = ynode_get(root, "retry");
+	if (n != NULL && expect_kind(p, n, YNODE_MAP, "retry")) {
+		const struct ynode *v;
+		check_keys(p, n, "retry", retry_keys);
+		v = ynode_get(n, "initial");
+		if (v != NULL)
+			get_duration(p, v, "retry.initial", &c->retry_initial_ms);
+		v = ynode_get(n, "max_interval");
+		if (v != NULL)
+			get_duration(p, v, "retry.max_interval", &c->retry_max_interval_ms);
+		v = ynode_get(n, "give_up_after");
+		if (v != NULL)
+			get_duration(p, v, "retry.give_up_after", &c->retry_give_up_after_ms);
+		if (c->retry_initial_ms < 1000)
+			cerr(p, n, "retry.initial must be at least 1s");
+		if (c->retry_max_interval_ms < c->retry_initial_ms)
+			cerr(p, n, "retry.max_interval must not be shorter than retry.initial");
+	}
+
+	/* Cross-field checks. */
+	n = ynode_get(root, "default_channel");
+	if (n != NULL) {
+		c->default_channel = get_str(p, n, "default_channel");
+		if (c->default_channel != NULL && config_channel(c, c->default_channel) == NULL)
+			cerr(p, n, "default_channel: unknown channel '%s'", c->default_channel);
+	} else if (c->nchannels == 1) {
+		c->default_channel = xstrdup(c->channels[0].name);
+	}
+	for (size_t i = 0; i < c->nchannels; i++) {
+		struct channel *ch = &c->channels[i];
+		if (ch->template != NULL && !template_exists(c, ch->template)) {
+			const struct ynode *chn = ynode_get(ynode_get(root, "channels"), ch->name);
+			const struct ynode *at = ynode_get(chn, "template");
+			cerr(p, at ? at : chn,
+			     "channel '%s': unknown template '%s' (no %s/subject.mustache in %s or the "
+			     "built-in templates)",
+			     ch->name, ch->template, ch->template, c->templates);
+		}
+	}
+	if (c->nchannels == 0)
+		cerr(p, root, "no channels are defined; add a 'channels' mapping");
+}
+
+int config_load(const char *path, struct config **out, struct buf *errors)
+{
+	struct config *c = xcalloc(1, sizeof(*c));
+	struct cparse p = {.file = path, .errors = errors, .warnings = &c->warnings};
+	struct ynode *root = NULL;
+	struct err e;
+
+	*out = NULL;
+	c->path = xstrdup(path);
+	buf_init(&c->warnings);
+	if (ytree_parse_file(path, CONFIG_MAX_SIZE, &root, &e) < 0) {
+		buf_printf(errors, "%s\n", e.msg);
+		config_free(c);
+		return -1;
+	}
+	parse_top(&p, c, root);
+	ynode_free(root);
+	if (p.nerrors > 0) {
+		config_free(c);
+		return -1;
+	}
+	*out = c;
+	return 0;
+}
+
+void config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nservers; i++) {
+		struct server *s = &c->servers[i];
+		free(s->name);
+		free(s->host);
+		free(s->ca_file);
+		free(s->username);
+		free_secret(s->password);
+		free(s->helo);
+	}
+	free(c->servers);
+	for (size_t i = 0; i < c->nchannels; i++) {
+		struct channel *ch = &c->channels[i];
+		free(ch->name);
+		free(ch->servers);
+		free_str_list(ch->to, ch->nto);
+		free(ch->template);
+		free(ch->from);
+	}
+	free(c->channels);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		ynode_free(c->routes[i].match);
+		free_str_list(c->routes[i].channels, c->routes[i].nchannels);
+	}
+	free(c->routes);
+	free(c->path);
+	free(c->spool);
+	free(c->state);
+	free(c->templates);
+	free(c->from);
+	free(c->default_channel);
+	buf_free(&c->warnings);
+	free(c);
+}
+
+const char *config_default_path(const char *cli_path)
+{
+	const char *env;
+
+	if (cli_path != NULL)
+		return cli_path;
+	env = getenv("ALERTMAIL_CONFIG");
+	if (env != NULL && *env != '\0')
+		return env;
+	return SYSCONFDIR "/alertmail/alertmail.yaml";
+}
+
+const struct server *config_server(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nservers; i++)
+		if (c->servers[i].name != NULL && strcmp(c->servers[i].name, name) == 0)
+			return &c->servers[i];
+	return NULL;
+}
+
+const struct channel *config_channel(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nchannels; i++)
+		if (c->channels[i].name != NULL && strcmp(c->channels[i].name, name) == 0)
+			return &c->channels[i];
+	return NULL;
+}
+
+size_t config_template_dirs(const struct config *c, const char *dirs[2])
+{
+	const char *builtin = getenv("ALERTMAIL_DATADIR");
+	static char builtin_dir[4096];
+
+	if (builtin != NULL && *builtin != '\0')
+		snprintf(builtin_dir, sizeof(builtin_dir), "%s/templates", builtin);
+	else
+		snprintf(builtin_dir, sizeof(builtin_dir), "%s/templates", PKGDATADIR);
+	dirs[0] = c->templates;
+	dirs[1] = builtin_dir;
+	return 2;
+}
+
+const char *tls_mode_name(enum tls_mode m)
+{
+	switch (m) {
+	case TLS_STARTTLS:
+		return "starttls";
+	case TLS_IMPLICIT:
+		return "tls";
+	case TLS_NONE:
+		return "none";
+	}
+	return "?";
+}
+
+const char *auth_mech_name(enum auth_mech m)
+{
+	switch (m) {
+	case AUTH_NONE:
+		return "none";
+	case AUTH_AUTO:
+		return "plain or login";
+	case AUTH_PLAIN:
+		return "plain";
+	case AUTH_LOGIN:
+		return "login";
+	case AUTH_XOAUTH2:
+		return "xoauth2";
+	}
+	return "?";
+}

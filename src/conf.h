@@ -1,0 +1,106 @@
+/* The YAML config: parse with positions, defaults, cross-field validation, secrets. */
+#ifndef ALERTMAIL_CONF_H
+#define ALERTMAIL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "yamltree.h"
+
+enum tls_mode {
+	TLS_STARTTLS, /* STARTTLS required (default) */
+	TLS_IMPLICIT, /* TLS from the first byte (port 465) */
+	TLS_NONE,
+};
+
+enum auth_mech {
+	AUTH_NONE,
+	AUTH_AUTO, /* username given, no mechanism named: PLAIN or LOGIN, never weaker ones */
+	AUTH_PLAIN,
+	AUTH_LOGIN,
+	AUTH_XOAUTH2,
+};
+
+struct server {
+	char *name;
+	char *host;
+	long port;
+	enum tls_mode tls;
+	bool verify;
+	char *ca_file;
+	enum auth_mech auth;
+	char *username;
+	char *password; /* the resolved secret: never log it */
+	bool allow_plaintext_auth;
+	int64_t timeout_ms;         /* each wait for a reply */
+	int64_t connect_timeout_ms; /* TCP, greeting, TLS, EHLO and AUTH together */
+	int64_t total_timeout_ms;   /* a whole delivery */
+	long max_connections;
+	long rate_count; /* 0: no limit */
+	int64_t rate_period_ms;
+	char *helo; /* EHLO name; NULL: this host's name */
+	unsigned line, column;
+};
+
+struct channel {
+	char *name;
+	struct server **servers; /* failover order, primary first */
+	size_t nservers;
+	char **to;
+	size_t nto;
+	char *template;
+	char *from; /* NULL: the global from */
+	int64_t switch_back_after_ms;
+	unsigned line, column;
+};
+
+struct route {
+	struct ynode *match; /* a mapping of field (dotted) -> value or glob */
+	char **channels;
+	size_t nchannels;
+	bool cont;
+	unsigned line, column;
+};
+
+struct config {
+	char *path;
+	char *spool;
+	char *state;
+	char *templates;
+	char *from;
+	char *default_channel;
+	struct server *servers;
+	size_t nservers;
+	struct channel *channels;
+	size_t nchannels;
+	struct route *routes;
+	size_t nroutes;
+	int64_t retry_initial_ms;
+	int64_t retry_max_interval_ms;
+	int64_t retry_give_up_after_ms;
+	/* Things that are allowed but unwise, one per line, with positions. */
+	struct buf warnings;
+};
+
+/* Where the config is: -c FILE, else $ALERTMAIL_CONFIG, else the compiled-in default. */
+const char *config_default_path(const char *cli_path);
+
+/* Loads and validates the config. On failure returns -1 with every error found appended to
+ * errors, one per line, each "file:line:column: what is wrong, what was expected". */
+int config_load(const char *path, struct config **out, struct buf *errors);
+void config_free(struct config *c);
+
+const struct server *config_server(const struct config *c, const char *name);
+const struct channel *config_channel(const struct config *c, const char *name);
+/* The template search path: the configured directory, then the built-in one. */
+size_t config_template_dirs(const struct config *c, const char *dirs[2]);
+
+const char *tls_mode_name(enum tls_mode m);
+const char *auth_mech_name(enum auth_mech m);
+
+/* Edit distance, for "did you mean" suggestions; exposed for tests. */
+size_t config_edit_distance(const char *a, const char *b);
+
+#endif

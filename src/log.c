@@ -1,0 +1,54 @@
+#include "config.h"
+
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static const char *log_ident = "alertmail";
+static int log_level = 1;
+static bool log_syslog;
+
+void log_init(const char *ident, int verbosity, bool use_syslog)
+{
+	log_ident = ident;
+	log_level = verbosity;
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog(ident, LOG_PID, LOG_MAIL);
+}
+
+int log_verbosity(void)
+{
+	return log_level;
+}
+
+static int threshold(void)
+{
+	switch (log_level) {
+	case 0:
+		return LOG_ERR;
+	case 1:
+		return LOG_NOTICE;
+	case 2:
+		return LOG_INFO;
+	default:
+		return LOG_DEBUG;
+	}
+}
+
+void log_msg(int priority, const char *subsystem, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	if (priority > threshold())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log_syslog)
+		syslog(priority, "%s: %s", subsystem, line);
+	else
+		fprintf(stderr, "%s: %s: %s\n", log_ident, subsystem, line);
+}

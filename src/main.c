@@ -1,0 +1,139 @@
+#include "config.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "conf.h"
+#include "log.h"
+
+struct config *commands_load_config(const struct globals *g)
+{
+	struct config *cfg;
+	struct buf errors;
+
+	buf_init(&errors);
+	if (config_load(g->config_path, &cfg, &errors) < 0) {
+		fputs(errors.data ? errors.data : "config: unknown error\n", stderr);
+		buf_free(&errors);
+		return NULL;
+	}
+	buf_free(&errors);
+	if (cfg->warnings.len > 0 && g->verbosity > 0) {
+		const char *p = cfg->warnings.data;
+		while (*p != '\0') {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+			fprintf(stderr, "warning: %.*s\n", (int)n, p);
+			p += n + (nl ? 1 : 0);
+		}
+	}
+	return cfg;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: alertmail [-c FILE] [-v|-q] COMMAND [ARGS]\n"
+	        "\n"
+	        "commands:\n"
+	        "  test --channel NAME [--to ADDR]... [--server NAME]\n"
+	        "                        send a test notification now, through the channel's servers\n"
+	        "  check [--connect]     validate the config and templates; --connect also opens a\n"
+	        "                        session (TLS, EHLO, AUTH) to every server, sending no mail\n"
+	        "  version               show the version and the libraries in use\n"
+	        "\n"
+	        "options:\n"
+	        "  -c FILE   config file (default: $ALERTMAIL_CONFIG, else %s)\n"
+	        "  -v        more detail (twice: SMTP transcripts, AUTH redacted)\n"
+	        "  -q        errors only\n",
+	        config_default_path(NULL));
+}
+
+struct command {
+	const char *name;
+	int (*fn)(const struct globals *g, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{"test", cmd_test},
+	{"check", cmd_check},
+	{"version", cmd_version},
+};
+
+/* Commands of the contract that later versions provide. */
+static const char *const later[] = {"run", "submit", "queue", "retry", "secret", "route"};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct globals g = {0};
+	const char *cli_config = NULL;
+	int verbosity = 1;
+	int c, rc;
+
+	setlocale(LC_CTYPE, "");
+	for (;;) {
+		c = getopt_long(argc, argv, "+c:vqh", opts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'c':
+			cli_config = optarg;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case 'q':
+			verbosity = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	g.config_path = config_default_path(cli_config);
+	g.verbosity = verbosity;
+	log_init("alertmail", verbosity, false);
+
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		if (strcmp(argv[optind], later[i]) == 0) {
+			fprintf(stderr, "alertmail: '%s' is not available in this version (%s)\n",
+			        argv[optind], PACKAGE_VERSION);
+			return EXIT_USAGE;
+		}
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			fprintf(stderr, "alertmail: cannot initialise libcurl\n");
+			return EXIT_FAILURE_RUNTIME;
+		}
+		/* Subcommands parse their own options from their name on. */
+		optind++;
+		rc = commands[i].fn(&g, argc - optind + 1, argv + optind - 1);
+		curl_global_cleanup();
+		return rc;
+	}
+	fprintf(stderr, "alertmail: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

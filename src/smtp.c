@@ -1,0 +1,593 @@
+#include "config.h"
+
+#include "smtp.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Bound on the transcript kept for one session: enough for any sane exchange. */
+#define TRANSCRIPT_MAX (64 * 1024)
+
+struct smtp_conn {
+	const struct server *server;
+	CURL *curl;
+	char *url;
+	char errbuf[CURL_ERROR_SIZE];
+	struct buf transcript;
+	/* Per session: */
+	enum smtp_stage stage;
+	struct smtp_reply reply;   /* the last complete reply */
+	struct smtp_reply pending; /* a multi-line reply being read */
+	bool in_reply;
+	bool auth_done;
+	/* The body being uploaded. */
+	const char *body;
+	size_t body_len;
+	size_t body_off;
+};
+
+const char *outcome_name(enum outcome o)
+{
+	switch (o) {
+	case OUTCOME_OK:
+		return "ok";
+	case OUTCOME_TEMPFAIL:
+		return "tempfail";
+	case OUTCOME_PERMFAIL:
+		return "permfail";
+	}
+	return "?";
+}
+
+const char *smtp_stage_name(enum smtp_stage s)
+{
+	switch (s) {
+	case STAGE_CONNECT:
+		return "connect";
+	case STAGE_GREETING:
+		return "greeting";
+	case STAGE_EHLO:
+		return "EHLO";
+	case STAGE_STARTTLS:
+		return "STARTTLS";
+	case STAGE_TLS:
+		return "TLS handshake";
+	case STAGE_AUTH:
+		return "AUTH";
+	case STAGE_MAIL:
+		return "MAIL FROM";
+	case STAGE_RCPT:
+		return "RCPT TO";
+	case STAGE_DATA:
+		return "DATA";
+	case STAGE_BODY:
+		return "end of data";
+	case STAGE_DONE:
+		return "done";
+	}
+	return "?";
+}
+
+int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r)
+{
+	size_t i = 0, tlen;
+	const char *text;
+	int last;
+
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	if (len < 3 || !isdigit((unsigned char)line[0]) || !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]))
+		return -1;
+	if (len > 3 && line[3] != ' ' && line[3] != '-')
+		return -1;
+	r->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	last = len == 3 || line[3] == ' ';
+	text = len > 4 ? line + 4 : "";
+	tlen = len > 4 ? len - 4 : 0;
+	/* An enhanced status code: class "." subject "." detail, digits, then a space or the end. */
+	if (tlen >= 5 && (text[0] == '2' || text[0] == '4' || text[0] == '5') && text[1] == '.') {
+		size_t j = 2, dots = 1;
+		while (j < tlen && j < sizeof(r->enhanced) - 1 &&
+		       (isdigit((unsigned char)text[j]) || text[j] == '.')) {
+			if (text[j] == '.')
+				dots++;
+			j++;
+		}
+		if (dots == 3 && isdigit((unsigned char)text[j - 1]) && (j == tlen || text[j] == ' ')) {
+			memcpy(r->enhanced, text, j);
+			r->enhanced[j] = '\0';
+			text += j;
+			tlen -= j;
+			while (tlen > 0 && *text == ' ') {
+				text++;
+				tlen--;
+			}
+		}
+	}
+	/* Keep printable ASCII only: the text goes to logs and reason files. */
+	i = strlen(r->text);
+	if (i > 0 && tlen > 0 && i + 1 < sizeof(r->text))
+		r->text[i++] = ' ';
+	for (size_t k = 0; k < tlen && i + 1 < sizeof(r->text); k++) {
+		unsigned char c = (unsigned char)text[k];
+		r->text[i++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	r->text[i] = '\0';
+	return last;
+}
+
+static void transcript_add(struct smtp_conn *c, const char *dir, const char *line, size_t len)
+{
+	if (c->transcript.len > TRANSCRIPT_MAX)
+		return;
+	buf_adds(&c->transcript, dir);
+	for (size_t i = 0; i < len && i < 1024; i++) {
+		unsigned char ch = (unsigned char)line[i];
+		if (ch == '\r' || ch == '\n')
+			continue;
+		buf_addc(&c->transcript, (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?');
+	}
+	buf_addc(&c->transcript, '\n');
+	if (c->transcript.len > TRANSCRIPT_MAX)
+		buf_adds(&c->transcript, "[transcript truncated]\n");
+}
+
+static bool command_is(const char *line, size_t len, const char *cmd)
+{
+	size_t n = strlen(cmd);
+
+	if (len < n || strncasecmp(line, cmd, n) != 0)
+		return false;
+	return len == n || line[n] == ' ' || line[n] == '\r' || line[n] == '\n' || line[n] == ':';
+}
+
+static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
+{
+	int last;
+
+	transcript_add(c, "<- ", line, len);
+	if (!c->in_reply) {
+		memset(&c->pending, 0, sizeof(c->pending));
+		c->in_reply = true;
+	}
+	last = smtp_parse_reply_line(line, len, &c->pending);
+	if (last != 1)
+		return;
+	c->in_reply = false;
+	c->reply = c->pending;
+	if (c->stage == STAGE_CONNECT)
+		c->stage = STAGE_GREETING;
+	else if (c->stage == STAGE_STARTTLS && c->reply.code == 220)
+		c->stage = STAGE_TLS;
+	else if (c->stage == STAGE_DATA && c->reply.code == 354)
+		c->stage = STAGE_BODY;
+	else if (c->stage == STAGE_AUTH && c->reply.code == 235)
+		c->auth_done = true;
+}
+
+static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
+{
+	if (command_is(line, len, "EHLO") || command_is(line, len, "HELO")) {
+		c->stage = STAGE_EHLO;
+	} else if (command_is(line, len, "STARTTLS")) {
+		c->stage = STAGE_STARTTLS;
+	} else if (command_is(line, len, "AUTH")) {
+		/* Show the mechanism, never the initial response. */
+		size_t n = 5;
+		while (n < len && line[n] != ' ' && line[n] != '\r' && line[n] != '\n')
+			n++;
+		c->stage = STAGE_AUTH;
+		transcript_add(c, "-> ", line, n);
+		if (n < len && line[n] == ' ')
+			transcript_add(c, "-> ", "   [initial response redacted]", 30);
+		return;
+	} else if (c->stage == STAGE_AUTH && !command_is(line, len, "MAIL") &&
+	           !command_is(line, len, "QUIT")) {
+		transcript_add(c, "-> ", "[AUTH response redacted]", 24);
+		return;
+	} else if (command_is(line, len, "MAIL")) {
+		c->stage = STAGE_MAIL;
+	} else if (command_is(line, len, "RCPT")) {
+		c->stage = STAGE_RCPT;
+	} else if (command_is(line, len, "DATA")) {
+		c->stage = STAGE_DATA;
+	}
+	transcript_add(c, "-> ", line, len);
+}
+
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
+{
+	struct smtp_conn *c = userp;
+	size_t start = 0;
+
+	(void)h;
+	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
+		return 0;
+	/* One callback may carry several lines. */
+	while (start < size) {
+		size_t end = start;
+		while (end < size && data[end] != '\n')
+			end++;
+		if (end < size)
+			end++;
+		if (type == CURLINFO_HEADER_IN)
+			on_line_in(c, data + start, end - start);
+		else
+			on_line_out(c, data + start, end - start);
+		start = end;
+	}
+	return 0;
+}
+
+static size_t on_read(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct smtp_conn *c = userp;
+	size_t room = size * nmemb;
+	size_t left = c->body_len - c->body_off;
+	size_t n = left < room ? left : room;
+
+	memcpy(ptr, c->body + c->body_off, n);
+	c->body_off += n;
+	return n;
+}
+
+/* Server replies reach us through the debug callback; the header callback must only not fail. */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	(void)ptr;
+	(void)userp;
+	return size * nmemb;
+}
+
+static char *make_url(const struct server *s)
+{
+	char host[256];
+	struct buf b;
+	char *esc;
+	const char *helo = s->helo;
+
+	if (helo == NULL) {
+		if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		helo = host;
+	}
+	buf_init(&b);
+	buf_adds(&b, s->tls == TLS_IMPLICIT ? "smtps://" : "smtp://");
+	if (strchr(s->host, ':') != NULL)
+		buf_printf(&b, "[%s]", s->host);
+	else
+		buf_adds(&b, s->host);
+	esc = curl_easy_escape(NULL, helo, 0);
+	buf_printf(&b, ":%ld/%s", s->port, esc ? esc : "localhost");
+	curl_free(esc);
+	return buf_steal(&b);
+}
+
+struct smtp_conn *smtp_conn_new(const struct server *s)
+{
+	struct smtp_conn *c = xcalloc(1, sizeof(*c));
+
+	c->server = s;
+	c->curl = curl_easy_init();
+	if (c->curl == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->url = make_url(s);
+	buf_init(&c->transcript);
+	return c;
+}
+
+void smtp_conn_free(struct smtp_conn *c)
+{
+	if (c == NULL)
+		return;
+	curl_easy_cleanup(c->curl);
+	free(c->url);
+	buf_free(&c->transcript);
+	free(c);
+}
+
+const char *smtp_transcript(const struct smtp_conn *c)
+{
+	return c->transcript.data ? c->transcript.data : "";
+}
+
+static long seconds_up(int64_t ms)
+{
+	return (long)((ms + 999) / 1000);
+}
+
+static const char *login_options(enum auth_mech m)
+{
+	switch (m) {
+	case AUTH_PLAIN:
+		return "AUTH=PLAIN";
+	case AUTH_LOGIN:
+		return "AUTH=LOGIN";
+	case AUTH_XOAUTH2:
+		return "AUTH=XOAUTH2";
+	case AUTH_AUTO:
+		return "AUTH=PLAIN;AUTH=LOGIN";
+	case AUTH_NONE:
+		break;
+	}
+	return NULL;
+}
+
+/* Sets every option of a session; the handle keeps its connection cache between calls. */
+static void setup(struct smtp_conn *c)
+{
+	const struct server *s = c->server;
+	CURL *h = c->curl;
+
+	curl_easy_reset(h);
+	c->errbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_URL, c->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(h, CURLOPT_DEBUGDATA, c);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, seconds_up(s->timeout_ms));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->total_timeout_ms);
+
+	if (s->tls == TLS_STARTTLS)
+		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	else if (s->tls == TLS_NONE)
+		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L);
+	if (s->ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
+
+	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
+	if (s->auth != AUTH_NONE && (s->tls != TLS_NONE || s->allow_plaintext_auth)) {
+		curl_easy_setopt(h, CURLOPT_USERNAME, s->username);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, s->password);
+		curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, login_options(s->auth));
+	}
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void session_begin(struct smtp_conn *c, struct smtp_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	buf_reset(&c->transcript);
+	memset(&c->reply, 0, sizeof(c->reply));
+	c->in_reply = false;
+	c->auth_done = false;
+	c->stage = STAGE_CONNECT;
+}
+
+static enum outcome session_end(struct smtp_conn *c, CURLcode cc, int64_t start,
+                                struct smtp_result *r)
+{
+	enum smtp_stage stage = c->stage;
+	curl_off_t connect_us = 0, appconnect_us = 0;
+
+	/* A reused connection starts at MAIL: the stage is right as it is. */
+	if (stage == STAGE_CONNECT) {
+		curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+		curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &appconnect_us);
+		if (connect_us > 0)
+			stage = (c->server->tls == TLS_IMPLICIT && appconnect_us == 0) ? STAGE_TLS
+			                                                                : STAGE_GREETING;
+	}
+	if (cc == CURLE_OK)
+		stage = STAGE_DONE;
+	r->stage = stage;
+	r->reply = c->reply;
+	r->curl_code = (int)cc;
+	r->outcome = smtp_classify((int)cc, stage, &c->reply, c->errbuf, r->detail, sizeof(r->detail));
+	if (cc != CURLE_OK && c->server->auth != AUTH_NONE && !c->auth_done &&
+	    (stage == STAGE_MAIL || stage == STAGE_RCPT) && r->reply.code == 530) {
+		size_t n = strlen(r->detail);
+		snprintf(r->detail + n, sizeof(r->detail) - n,
+		         " (AUTH was not performed: the server did not offer a permitted mechanism)");
+	}
+	r->elapsed_ms = now_ms() - start;
+	return r->outcome;
+}
+
+enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                       const char *msg, size_t len, struct smtp_result *r)
+{
+	struct curl_slist *list = NULL;
+	char *from;
+	int64_t start = now_ms();
+	CURLcode cc;
+
+	session_begin(c, r);
+	setup(c);
+	from = xasprintf("<%s>", mail_from);
+	for (size_t i = 0; i < nrcpt; i++) {
+		char *to = xasprintf("<%s>", rcpt[i]);
+		struct curl_slist *n = curl_slist_append(list, to);
+		free(to);
+		if (n == NULL) {
+			curl_slist_free_all(list);
+			free(from);
+			snprintf(r->detail, sizeof(r->detail), "out of memory");
+			r->outcome = OUTCOME_TEMPFAIL;
+			return r->outcome;
+		}
+		list = n;
+	}
+	c->body = msg;
+	c->body_len = len;
+	c->body_off = 0;
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, list);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	cc = curl_easy_perform(c->curl);
+	session_end(c, cc, start, r);
+	/* The handle must not keep pointers to what is freed now. */
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, NULL);
+	curl_slist_free_all(list);
+	free(from);
+	c->body = NULL;
+	return r->outcome;
+}
+
+static void cert_expiry(struct smtp_conn *c, struct smtp_result *r)
+{
+	struct curl_certinfo *ci = NULL;
+
+	if (curl_easy_getinfo(c->curl, CURLINFO_CERTINFO, &ci) != CURLE_OK || ci == NULL ||
+	    ci->num_of_certs < 1)
+		return;
+	for (struct curl_slist *s = ci->certinfo[0]; s != NULL; s = s->next) {
+		if (strncmp(s->data, "Expire date:", 12) == 0) {
+			snprintf(r->cert_expiry, sizeof(r->cert_expiry), "%s", s->data + 12);
+			return;
+		}
+	}
+}
+
+enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
+{
+	int64_t start = now_ms();
+	CURLcode cc;
+
+	session_begin(c, r);
+	setup(c);
+	/* CONNECT_ONLY runs the whole SMTP connect phase: greeting, EHLO, STARTTLS, AUTH. */
+	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_CERTINFO, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
+	cc = curl_easy_perform(c->curl);
+	session_end(c, cc, start, r);
+	if (cc == CURLE_OK && c->server->tls != TLS_NONE)
+		cert_expiry(c, r);
+	/* Close now (curl sends QUIT) so the next use starts a fresh session. */
+	curl_easy_cleanup(c->curl);
+	c->curl = curl_easy_init();
+	return r->outcome;
+}
+
+static const char *stage_doing(enum smtp_stage s)
+{
+	switch (s) {
+	case STAGE_CONNECT:
+		return "connecting";
+	case STAGE_GREETING:
+		return "waiting for the server's greeting";
+	case STAGE_EHLO:
+		return "EHLO";
+	case STAGE_STARTTLS:
+		return "STARTTLS";
+	case STAGE_TLS:
+		return "TLS handshake";
+	case STAGE_AUTH:
+		return "AUTH";
+	case STAGE_MAIL:
+		return "MAIL FROM";
+	case STAGE_RCPT:
+		return "RCPT TO";
+	case STAGE_DATA:
+		return "DATA";
+	case STAGE_BODY:
+		return "the end of the message";
+	case STAGE_DONE:
+		return "done";
+	}
+	return "?";
+}
+
+enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct smtp_reply *reply,
+                           const char *errbuf, char *detail, size_t detail_len)
+{
+	CURLcode cc = (CURLcode)curl_code;
+	const char *why = (errbuf != NULL && errbuf[0] != '\0') ? errbuf : curl_easy_strerror(cc);
+	const char *enh = reply->enhanced[0] ? reply->enhanced : "";
+	const char *sep = reply->enhanced[0] ? " " : "";
+
+	if (cc == CURLE_OK) {
+		if (reply->code > 0)
+			snprintf(detail, detail_len, "accepted: %d %s%s%s", reply->code, enh, sep,
+			         reply->text);
+		else
+			snprintf(detail, detail_len, "accepted");
+		return OUTCOME_OK;
+	}
+	/* The server said no: its reply decides. */
+	if (reply->code >= 400 && reply->code < 600 && stage != STAGE_CONNECT) {
+		snprintf(detail, detail_len, "%s refused: %d %s%s%s", stage_doing(stage), reply->code, enh,
+		         sep, reply->text);
+		return reply->code < 500 ? OUTCOME_TEMPFAIL : OUTCOME_PERMFAIL;
+	}
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+		snprintf(detail, detail_len, "cannot resolve the host name: %s", why);
+		return OUTCOME_TEMPFAIL;
+	case CURLE_COULDNT_CONNECT:
+		snprintf(detail, detail_len, "cannot connect: %s", why);
+		return OUTCOME_TEMPFAIL;
+	case CURLE_OPERATION_TIMEDOUT:
+		snprintf(detail, detail_len, "timed out %s: %s",
+		         stage == STAGE_GREETING ? "waiting for the greeting (connected, server silent)"
+		                                 : stage_doing(stage),
+		         why);
+		return OUTCOME_TEMPFAIL;
+	case CURLE_USE_SSL_FAILED:
+		snprintf(detail, detail_len,
+		         "the server does not offer STARTTLS, which tls: starttls requires; nothing was "
+		         "sent");
+		return OUTCOME_TEMPFAIL;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		snprintf(detail, detail_len, "TLS failed, nothing was sent: %s", why);
+		return OUTCOME_TEMPFAIL;
+	case CURLE_LOGIN_DENIED:
+		snprintf(detail, detail_len, "AUTH failed: %s", why);
+		return OUTCOME_PERMFAIL;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_PARTIAL_FILE:
+		if (stage == STAGE_BODY)
+			snprintf(detail, detail_len,
+			         "connection lost after the message was sent, before the server's reply "
+			         "(it may have been delivered): %s",
+			         why);
+		else
+			snprintf(detail, detail_len, "connection lost during %s: %s", stage_doing(stage),
+			         why);
+		return OUTCOME_TEMPFAIL;
+	default:
+		snprintf(detail, detail_len, "%s failed: %s", stage_doing(stage), why);
+		return OUTCOME_TEMPFAIL;
+	}
+}

@@ -1,0 +1,76 @@
+/* Delivery through libcurl: one server, one message, an outcome with the server's reply. */
+#ifndef ALERTMAIL_SMTP_H
+#define ALERTMAIL_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "conf.h"
+
+enum outcome {
+	OUTCOME_OK,
+	OUTCOME_TEMPFAIL, /* try again later: 4xx, network, TLS trouble */
+	OUTCOME_PERMFAIL, /* 5xx: this server will not take it */
+};
+
+/* How far a session got: where it failed, or STAGE_DONE. */
+enum smtp_stage {
+	STAGE_CONNECT,  /* TCP connect */
+	STAGE_GREETING, /* connected, waiting for 220 */
+	STAGE_EHLO,
+	STAGE_STARTTLS,
+	STAGE_TLS, /* TLS handshake and certificate check */
+	STAGE_AUTH,
+	STAGE_MAIL,
+	STAGE_RCPT,
+	STAGE_DATA,     /* the DATA command */
+	STAGE_BODY,     /* message sent, waiting for the final reply */
+	STAGE_DONE,
+};
+
+struct smtp_reply {
+	int code; /* 0: none */
+	char enhanced[16];
+	char text[512]; /* the reply text without code and enhanced code; lines joined by spaces */
+};
+
+struct smtp_result {
+	enum outcome outcome;
+	enum smtp_stage stage;
+	struct smtp_reply reply; /* the last reply from the server */
+	int curl_code;
+	char detail[768]; /* one line for a human: what happened */
+	int64_t elapsed_ms;
+	char cert_expiry[64]; /* probe only: the server certificate's notAfter, if TLS */
+};
+
+struct smtp_conn;
+
+/* A connection to one server entry. Each entry has its own, so connections are never shared
+ * between entries with different TLS settings. */
+struct smtp_conn *smtp_conn_new(const struct server *s);
+void smtp_conn_free(struct smtp_conn *c);
+
+/* Sends one message (CRLF line ends). Returns the outcome, also stored in r. */
+enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                       const char *msg, size_t len, struct smtp_result *r);
+/* Opens a session (TCP, TLS, EHLO, AUTH) and closes it without sending mail. */
+enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r);
+
+/* The session transcript of the last send or probe, AUTH exchange redacted. */
+const char *smtp_transcript(const struct smtp_conn *c);
+
+/* Pure: decides the outcome of a finished session from curl's code, the stage it reached and
+ * the server's last reply; writes a human line into detail. errbuf is curl's error text. */
+enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct smtp_reply *reply,
+                           const char *errbuf, char *detail, size_t detail_len);
+/* Pure: parses one reply line "250-2.1.0 text" into code, enhanced code and text; returns 1 for
+ * the last line of a reply, 0 for a continuation line, -1 if it is not a reply line. */
+int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r);
+
+const char *outcome_name(enum outcome o);
+const char *smtp_stage_name(enum smtp_stage s);
+
+#endif

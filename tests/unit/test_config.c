@@ -1,0 +1,288 @@
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "tap.h"
+
+static char dir[256];
+static char path[512];
+static struct buf errors;
+
+static void write_file(const char *p, const char *text, mode_t mode)
+{
+	FILE *f = fopen(p, "w");
+
+	if (f == NULL) {
+		perror(p);
+		exit(99);
+	}
+	fputs(text, f);
+	fclose(f);
+	chmod(p, mode);
+}
+
+/* Writes the config (with the temp dir substituted for @D@) and loads it. */
+static struct config *load(const char *text)
+{
+	struct buf b;
+	struct config *c = NULL;
+
+	buf_init(&b);
+	for (const char *p = text; *p; p++) {
+		if (strncmp(p, "@D@", 3) == 0) {
+			buf_adds(&b, dir);
+			p += 2;
+		} else {
+			buf_addc(&b, *p);
+		}
+	}
+	write_file(path, b.data, 0600);
+	buf_free(&b);
+	buf_reset(&errors);
+	config_load(path, &c, &errors);
+	return c;
+}
+
+static int has(const char *needle)
+{
+	return errors.data != NULL && strstr(errors.data, needle) != NULL;
+}
+
+static size_t lines(void)
+{
+	size_t n = 0;
+
+	for (const char *p = errors.data; p && *p; p++)
+		n += *p == '\n';
+	return n;
+}
+
+#define BASE                                                                                      \
+	"templates: @D@/tpl\n"                                                                        \
+	"from: \"Alerts <alerts@example.com>\"\n"
+
+int main(void)
+{
+	struct config *c;
+	char p[600];
+
+	snprintf(dir, sizeof(dir), "/tmp/alertmail-test-config-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 99;
+	snprintf(path, sizeof(path), "%s/alertmail.yaml", dir);
+	snprintf(p, sizeof(p), "%s/tpl", dir);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/tpl/default", dir);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/tpl/default/subject.mustache", dir);
+	write_file(p, "{{title}}", 0644);
+	buf_init(&errors);
+
+	/* A full, valid config with the contract's keys. */
+	snprintf(p, sizeof(p), "%s/o365.pass", dir);
+	write_file(p, "s3cret\n", 0600);
+	setenv("ALERTMAIL_TEST_PW", "envpw", 1);
+	c = load(BASE "spool: @D@/spool\n"
+	              "state: @D@/state\n"
+	              "default_channel: ops\n"
+	              "servers:\n"
+	              "  office365:\n"
+	              "    host: smtp.office365.com\n"
+	              "    port: 587\n"
+	              "    tls: starttls\n"
+	              "    verify: true\n"
+	              "    auth: login\n"
+	              "    username: alerts@example.com\n"
+	              "    password_file: @D@/o365.pass\n"
+	              "    timeout: 20s\n"
+	              "    max_connections: 3\n"
+	              "    rate: 30/min\n"
+	              "  relay:\n"
+	              "    host: localhost\n"
+	              "    port: 25\n"
+	              "    tls: none\n"
+	              "    auth: none\n"
+	              "  env:\n"
+	              "    host: ::1\n"
+	              "    tls: tls\n"
+	              "    username: u\n"
+	              "    password_env: ALERTMAIL_TEST_PW\n"
+	              "channels:\n"
+	              "  ops:\n"
+	              "    servers: [office365, relay]\n"
+	              "    to: [ops@example.com, \"On Call <oncall@example.com>\"]\n"
+	              "    template: default\n"
+	              "    switch_back_after: 10m\n"
+	              "routes:\n"
+	              "  - match: { severity: critical }\n"
+	              "    channel: ops\n"
+	              "retry:\n"
+	              "  initial: 1m\n"
+	              "  max_interval: 1h\n"
+	              "  give_up_after: 2d\n");
+	ok(c != NULL, "valid config loads%s%s", c ? "" : ": ", c ? "" : errors.data);
+	if (c != NULL) {
+		const struct server *s = config_server(c, "office365");
+		const struct server *r = config_server(c, "relay");
+		const struct server *v = config_server(c, "env");
+		const struct channel *ch = config_channel(c, "ops");
+		ok(s && strcmp(s->password, "s3cret") == 0, "password_file read, newline dropped");
+		ok(s && s->auth == AUTH_LOGIN && s->tls == TLS_STARTTLS && s->port == 587, "server fields");
+		ok(s && s->timeout_ms == 20000 && s->connect_timeout_ms == 20000 &&
+		       s->total_timeout_ms == 300000,
+		   "timeout 20s; connect_timeout follows it; total_timeout defaults to 5m");
+		ok(s && s->max_connections == 3 && s->rate_count == 30 && s->rate_period_ms == 60000,
+		   "max_connections and rate");
+		ok(r && r->tls == TLS_NONE && r->auth == AUTH_NONE && r->port == 25, "relay");
+		ok(v && v->port == 465 && v->auth == AUTH_AUTO && strcmp(v->password, "envpw") == 0,
+		   "tls: tls defaults to port 465; username alone means plain or login; password_env");
+		ok(ch && ch->nservers == 2 && ch->servers[0] == s && ch->servers[1] == r,
+		   "channel failover order");
+		ok(ch && ch->nto == 2 && ch->switch_back_after_ms == 600000, "channel to and switch back");
+		ok(c->nroutes == 1 && c->routes[0].nchannels == 1, "route");
+		ok(c->retry_initial_ms == 60000 && c->retry_max_interval_ms == 3600000 &&
+		       c->retry_give_up_after_ms == 172800000,
+		   "retry durations");
+		ok(strcmp(c->default_channel, "ops") == 0, "default_channel");
+		config_free(c);
+	}
+
+	/* Defaults. */
+	c = load(BASE "servers:\n  relay: { host: 127.0.0.1, tls: none }\n"
+	              "channels:\n  ops: { servers: [relay], to: a@example.com }\n");
+	ok(c != NULL, "minimal config loads%s", c ? "" : errors.data);
+	if (c != NULL) {
+		const struct server *r = config_server(c, "relay");
+		ok(r->verify && r->timeout_ms == 30000 && r->max_connections == 2,
+		   "defaults: verify on, timeout 30s, 2 connections");
+		ok(strcmp(c->default_channel, "ops") == 0, "the only channel is the default");
+		ok(c->retry_initial_ms == 30000 && c->retry_max_interval_ms == 900000 &&
+		       c->retry_give_up_after_ms == 86400000,
+		   "retry defaults 30s, 15m, 24h");
+		ok(strcmp(c->channels[0].template, "default") == 0, "template defaults to default");
+		config_free(c);
+	}
+	c = load(BASE "servers:\n  s: { host: h }\nchannels:\n  ops: { servers: [s], to: [a@b.c] }\n");
+	ok(c != NULL && c->servers[0].tls == TLS_STARTTLS && c->servers[0].port == 587,
+	   "tls defaults to starttls on port 587");
+	config_free(c);
+
+	/* Every error in one run, each with file:line:column. */
+	c = load(BASE "servers:\n"
+	              "  a:\n"
+	              "    hots: x\n"
+	              "    port: 70000\n"
+	              "    tls: sometimes\n"
+	              "    timeout: 30\n"
+	              "channels:\n"
+	              "  ops:\n"
+	              "    servers: [a, b]\n"
+	              "    to: [\"bad address\"]\n"
+	              "    template: nosuch\n"
+	              "    switch_back: 5m\n");
+	ok(c == NULL, "bad config refused");
+	snprintf(p, sizeof(p), "%s:5:5: unknown key 'hots' in server 'a'; did you mean 'host'?", path);
+	ok(has(p), "unknown key with suggestion and position");
+	ok(has("server 'a': 'host' is missing"), "missing host");
+	snprintf(p, sizeof(p), "%s:6:11: port: expected a whole number from 1 to 65535", path);
+	ok(has(p), "port out of range with position");
+	snprintf(p, sizeof(p), "%s:7:10: tls: expected starttls, tls or none, got 'sometimes'", path);
+	ok(has(p), "bad tls value");
+	snprintf(p, sizeof(p), "%s:8:14: timeout: expected a duration like 30s", path);
+	ok(has(p), "duration without a unit");
+	snprintf(p, sizeof(p), "%s:11:19: channel 'ops': unknown server 'b'; servers defined: a", path);
+	ok(has(p), "unknown server in a channel");
+	ok(has("to: ") && has(":12:"), "bad recipient address");
+	ok(has("unknown template 'nosuch'"), "unknown template");
+	ok(has("unknown key 'switch_back' in channel 'ops'; did you mean 'switch_back_after'?"),
+	   "channel key suggestion");
+	ok(lines() >= 9, "all errors reported at once (%zu lines)", lines());
+	diag("errors:\n%s", errors.data);
+
+	/* Secrets. */
+	snprintf(p, sizeof(p), "%s/open.pass", dir);
+	write_file(p, "pw\n", 0644);
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: @D@/open.pass\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("is accessible by group or others (mode 0644)") && has("chmod 600"),
+	   "a password file readable by others is refused: %s", errors.data);
+	write_file(p, "pw\n", 0640);
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: @D@/open.pass\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("(mode 0640)"), "a password file readable by the group is refused");
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: @D@/none\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("No such file"), "a missing password file is an error");
+	unsetenv("ALERTMAIL_NOPE");
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_env: ALERTMAIL_NOPE\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("ALERTMAIL_NOPE is not set"), "an unset password_env is an error");
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password: p\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && c->warnings.data && strstr(c->warnings.data, "discouraged"),
+	   "an inline password works, with a warning");
+	config_free(c);
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password: p\n"
+	              "    password_env: ALERTMAIL_TEST_PW\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("only one of"), "two password sources refused");
+	c = load(BASE "servers:\n  s:\n    host: h\n    auth: login\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("needs a username") && has("needs a password"),
+	   "auth without credentials refused");
+	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n    username: u\n    password: p\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("in clear") && has("allow_plaintext_auth"),
+	   "plaintext AUTH refused without allow_plaintext_auth");
+	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n    username: u\n    password: p\n"
+	              "    allow_plaintext_auth: true\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && strstr(c->warnings.data, "without TLS"),
+	   "plaintext AUTH allowed when said, with a warning");
+	config_free(c);
+
+	/* Cross-field and shape errors. */
+	c = load(BASE "default_channel: nope\nservers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n"
+	              "routes:\n  - match: { severity: critical }\n    channel: other\n");
+	ok(c == NULL && has("default_channel: unknown channel 'nope'") &&
+	       has("route: unknown channel 'other'"),
+	   "unknown channels in default_channel and routes");
+	c = load(BASE "servers: [a, b]\nchannels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has(":3:10: servers: expected a mapping, got list"), "wrong shape: %s",
+	   errors.data);
+	c = load(BASE "servres: {}\n");
+	ok(c == NULL && has("did you mean 'servers'?") && has("no channels are defined"),
+	   "top-level typo suggestion");
+	c = load(BASE "servers:\n  s: { host: \"h\\nX: y\" }\nchannels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("control characters"), "line breaks in a host refused");
+	c = load(BASE "spool: relative/path\nservers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("spool: expected an absolute path"), "relative spool refused");
+	c = load("a: [\n");
+	ok(c == NULL && has(path), "YAML syntax error names the file: %s", errors.data);
+	c = load(BASE "servers:\n  s: { host: h }\nchannels:\n  ops: { servers: [s], to: a@b.c, template: ../x }\n");
+	ok(c == NULL && has("must not contain '/'"), "template names cannot escape the directory");
+
+	ok(config_edit_distance("hots", "host") == 2 && config_edit_distance("", "abc") == 3,
+	   "edit distance");
+
+	/* Config path resolution. */
+	setenv("ALERTMAIL_CONFIG", "/x/env.yaml", 1);
+	is_str(config_default_path("/cli.yaml"), "/cli.yaml", "-c wins");
+	is_str(config_default_path(NULL), "/x/env.yaml", "then $ALERTMAIL_CONFIG");
+	unsetenv("ALERTMAIL_CONFIG");
+	ok(strstr(config_default_path(NULL), "/alertmail/alertmail.yaml") != NULL,
+	   "then the compiled-in default");
+
+	buf_free(&errors);
+	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
+	if (system(p) != 0)
+		diag("could not remove %s", dir);
+	return done_testing();
+}
