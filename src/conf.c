@@ -97,6 +97,9 @@ static const char *closest(const char *word, const char *const *known)
 		limit = 2;
 	for (size_t i = 0; known[i] != NULL; i++) {
 		size_t d = config_edit_distance(word, known[i]);
+		/* A shortened key ("switch_back") is as good as a near miss. */
+		if (strlen(word) >= 4 && strncmp(known[i], word, strlen(word)) == 0)
+			d = 1;
 		if (d < best_d) {
 			best_d = d;
 			best = known[i];

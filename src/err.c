@@ -24,7 +24,7 @@ void err_set(struct err *e, const char *fmt, ...)
 void err_prefix(struct err *e, const char *fmt, ...)
 {
 	char prefix[512];
-	char old[sizeof(e->msg)];
+	size_t plen, olen, room;
 	va_list ap;
 
 	if (e == NULL)
@@ -32,6 +32,15 @@ void err_prefix(struct err *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+	plen = strlen(prefix);
+	olen = strnlen(e->msg, sizeof(e->msg) - 1);
+	/* Truncating the tail of a long message is fine: the prefix says where. */
+	room = sizeof(e->msg) - 1 - plen - 2;
+	if (olen > room)
+		olen = room;
+	memmove(e->msg + plen + 2, e->msg, olen);
+	memcpy(e->msg, prefix, plen);
+	e->msg[plen] = ':';
+	e->msg[plen + 1] = ' ';
+	e->msg[plen + 2 + olen] = '\0';
 }

@@ -101,7 +101,7 @@ int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r)
 				dots++;
 			j++;
 		}
-		if (dots == 3 && isdigit((unsigned char)text[j - 1]) && (j == tlen || text[j] == ' ')) {
+		if (dots == 2 && isdigit((unsigned char)text[j - 1]) && (j == tlen || text[j] == ' ')) {
 			memcpy(r->enhanced, text, j);
 			r->enhanced[j] = '\0';
 			text += j;

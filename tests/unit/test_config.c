@@ -195,7 +195,7 @@ int main(void)
 	ok(has(p), "bad tls value");
 	snprintf(p, sizeof(p), "%s:8:14: timeout: expected a duration like 30s", path);
 	ok(has(p), "duration without a unit");
-	snprintf(p, sizeof(p), "%s:11:19: channel 'ops': unknown server 'b'; servers defined: a", path);
+	snprintf(p, sizeof(p), "%s:11:18: channel 'ops': unknown server 'b'; servers defined: a", path);
 	ok(has(p), "unknown server in a channel");
 	ok(has("to: ") && has(":12:"), "bad recipient address");
 	ok(has("unknown template 'nosuch'"), "unknown template");
