@@ -348,11 +348,10 @@ void message_header_unstructured(struct buf *out, const char *name, const char *
 	free(clean);
 }
 
-/* A display name as a phrase: atoms as they are, other ASCII as one quoted string, and
- * anything else (non-ASCII, too long, looks encoded) as encoded words. */
-static void hdr_phrase(struct hdr *h, const char *display)
+/* A cleaned display name as a phrase: atoms as they are, other ASCII as one quoted string,
+ * and anything else (non-ASCII, too long, looks encoded) as encoded words. */
+static void hdr_phrase(struct hdr *h, const char *clean)
 {
-	char *clean = header_clean(display);
 	size_t n = strlen(clean), i;
 	bool atoms = true, encode = false;
 	struct buf q;
@@ -398,23 +397,16 @@ static void hdr_phrase(struct hdr *h, const char *display)
 	if (encode)
 		hdr_encoded_phrase(h, clean, n);
 	buf_free(&q);
-	free(clean);
 }
 
 static void hdr_mailbox(struct hdr *h, const struct mailbox *m, bool last)
 {
+	char *display = header_clean(m->display != NULL ? m->display : "");
 	struct buf t;
-	bool named = false;
 
-	if (m->display != NULL) {
-		char *clean = header_clean(m->display);
-
-		named = clean[0] != '\0';
-		free(clean);
-	}
 	buf_init(&t);
-	if (named) {
-		hdr_phrase(h, m->display);
+	if (display[0] != '\0') {
+		hdr_phrase(h, display);
 		buf_printf(&t, "<%s>", m->addr);
 	} else {
 		buf_adds(&t, m->addr);
@@ -423,6 +415,7 @@ static void hdr_mailbox(struct hdr *h, const struct mailbox *m, bool last)
 		buf_addc(&t, ',');
 	hdr_token(h, t.data, t.len);
 	buf_free(&t);
+	free(display);
 }
 
 /* ---- Addresses ---- */
