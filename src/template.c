@@ -286,7 +286,7 @@ static int close_section(struct parser *p, size_t a, size_t b, size_t tag)
 	return 0;
 }
 
-/* Parses the tag that starts at off; p->pos moves past it (and past its line when standalone). */
+/* Parses the tag at start; p->pos moves past it, and past its whole line when standalone. */
 static int parse_tag(struct parser *p, size_t start)
 {
 	size_t cs = start + p->olen, ce, end, ls, eol, a, b;
@@ -307,6 +307,7 @@ static int parse_tag(struct parser *p, size_t start)
 		break;
 	default:
 		sigil = '\0';
+		break;
 	}
 	if (sigil == '{' || sigil == '=')
 		ce = find_closing(p, cs, sigil == '{' ? '}' : '=');
@@ -317,16 +318,15 @@ static int parse_tag(struct parser *p, size_t start)
 		                   sigil == '{' ? "}" : sigil == '=' ? "=" : "", (int)p->clen, p->close);
 	end = ce + (sigil == '{' || sigil == '=' ? 1 : 0) + p->clen;
 
-	/* Standalone: only blanks before the tag on its line and after it up to the line end. */
+	/* Standalone: only blanks before the tag on its line and after it up to the line end.
+	 * Scanning back over blanks only keeps long lines with many tags linear. */
 	ls = start;
-	while (ls > 0 && p->src[ls - 1] != '\n')
+	while (ls > 0 && is_blank(p->src[ls - 1]))
 		ls--;
 	eol = end;
 	while (eol < p->len && is_blank(p->src[eol]))
 		eol++;
-	standalone = sigil != '\0' && sigil != '{' && sigil != '&';
-	for (size_t i = ls; standalone && i < start; i++)
-		standalone = is_blank(p->src[i]);
+	standalone = sigil != '\0' && sigil != '{' && sigil != '&' && is_line_start(p, ls);
 	if (standalone && eol < p->len) {
 		if (p->src[eol] == '\n')
 			eol++;
@@ -533,8 +533,8 @@ static const struct ynode *lookup(const struct render *r, const struct node *n)
 
 	if (n->nparts == 0)
 		return r->nstack > 0 ? r->stack[r->nstack - 1] : NULL;
-	for (size_t i = r->nstack; v == NULL && i-- > 0;)
-		v = ynode_get(r->stack[i], n->parts[0]);
+	for (size_t i = r->nstack; v == NULL && i > 0; i--)
+		v = ynode_get(r->stack[i - 1], n->parts[0]);
 	for (size_t i = 1; v != NULL && i < n->nparts; i++)
 		v = ynode_get(v, n->parts[i]);
 	return v;
@@ -852,12 +852,13 @@ static int find_template_dir(const char *const *dirs, size_t ndirs, const char *
 	for (size_t i = 0; i < ndirs; i++) {
 		char *path = xasprintf("%s/%s", dirs[i], name);
 		struct stat st;
+		int rc = stat(path, &st);
 
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (rc == 0 && S_ISDIR(st.st_mode)) {
 			*out = path;
 			return 0;
 		}
-		if (errno != ENOENT && errno != ENOTDIR) {
+		if (rc < 0 && errno != ENOENT && errno != ENOTDIR) {
 			err_set(e, "template '%s': %s: %s", name, path, strerror(errno));
 			free(path);
 			return -1;
