@@ -1,0 +1,952 @@
+# shellcheck shell=bash
+# tests/integration/lib.sh -- shared helpers for alertmail's integration tests.
+#
+# This is a BASH library.  Test scripts source it first thing:
+#
+#     #!/bin/bash
+#     . "$(dirname "$0")/lib.sh"
+#
+# automake runs the .test scripts with $(SHELL), which may be dash; the guard
+# below re-executes the sourcing script under bash before anything else runs.
+#
+# Every server started here listens on loopback only (127.0.0.1, and ::1 for
+# Postfix when the machine has it), is recorded by PID under $T and is stopped
+# by PID by the cleanup trap (TERM, bounded wait, then KILL).  Every wait is
+# bounded in time, and every server also exits by itself after
+# $ALERTMAIL_SERVER_LIFETIME seconds.  selftest.sh uses each helper.
+#
+# API (details above each function):
+#   TAP       plan N | ok STATUS DESC | check DESC CMD... | check_fails DESC CMD...
+#             is GOT WANT DESC | like TEXT ERE DESC | unlike TEXT ERE DESC
+#             file_has FILE ERE DESC | file_lacks FILE ERE DESC | skip DESC WHY
+#             todo STATUS DESC WHY | diag MSG | diag_file FILE [N] | bail_out WHY
+#             skip_all WHY (a failure when ALERTMAIL_REQUIRE_ALL=1) | finish
+#             require_cmd CMD... | require_aiosmtpd | require_postfix
+#   work dir  $T (removed on exit; ALERTMAIL_KEEP_TMP=1 keeps it)
+#             at_cleanup CMD  (do not set your own EXIT trap)
+#   ports     free_port | closed_port | wait_port HOST PORT [S] | port_listening HOST PORT
+#             has_ipv6_loopback
+#   PKI       make_ca DIR | test_ca  (-> $T/ca)
+#   servers   start_o365 [--name N] [o365_server.py options]      -> port
+#             start_postfix_relay [NAME]                          -> port
+#             start_postfix_submission USER PASSWORD [NAME]       -> port
+#             server_pid NAME | server_dir NAME | stop_server NAME
+#             stop_pid PID [S] [group] | pid_alive PID
+#   results   o365_maildir [NAME] | o365_transcript [NAME] | postfix_maildir NAME
+#             maildir_count DIR | maildir_files DIR | wait_maildir DIR N [S]
+#             transcript_count NAME ERE | wait_match FILE ERE [S]
+
+if [ -z "${BASH_VERSION:-}" ]; then
+    if [ -n "${ALERTMAIL_LIB_REEXEC:-}" ]; then
+        echo "lib.sh: bash is required" >&2
+        exit 99
+    fi
+    ALERTMAIL_LIB_REEXEC=1
+    export ALERTMAIL_LIB_REEXEC
+    exec bash "$0" "$@"
+fi
+unset ALERTMAIL_LIB_REEXEC
+
+# ---------------------------------------------------------------------------
+# Settings (environment may override)
+# ---------------------------------------------------------------------------
+ALERTMAIL_IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ALERTMAIL_PYTHON=${ALERTMAIL_PYTHON:-/usr/bin/python3}   # Debian's python sees python3-aiosmtpd
+ALERTMAIL_O365_SERVER=${ALERTMAIL_O365_SERVER:-$ALERTMAIL_IT_DIR/o365_server.py}
+# Upper bound on the life of every server started here, in seconds.  Servers
+# exit by themselves after it even if this script is killed with SIGKILL.
+ALERTMAIL_SERVER_LIFETIME=${ALERTMAIL_SERVER_LIFETIME:-600}
+# Default bound for start-up waits, in seconds.
+ALERTMAIL_START_TIMEOUT=${ALERTMAIL_START_TIMEOUT:-15}
+PF_DAEMON_DIR=${PF_DAEMON_DIR:-/usr/lib/postfix/sbin}
+
+# ---------------------------------------------------------------------------
+# TAP
+# ---------------------------------------------------------------------------
+_tap_n=0          # tests run so far
+_tap_failed=0     # failures so far
+_tap_plan=""      # plan announced with `plan N`, empty in done-testing style
+
+# plan N -- announce the number of tests up front.
+plan() {
+    _tap_plan=$1
+    echo "1..$1"
+}
+
+# diag MSG... -- a diagnostic line (goes to stdout, as TAP comments).
+diag() {
+    local line
+    printf '%s\n' "$*" | while IFS= read -r line; do printf '# %s\n' "$line"; done
+}
+
+# diag_file FILE [MAXLINES] -- show the tail of a file as diagnostics.
+diag_file() {
+    local f=$1 max=${2:-40}
+    if [ -f "$f" ]; then
+        diag "--- $f (last $max lines) ---"
+        tail -n "$max" "$f" | while IFS= read -r line; do printf '#   %s\n' "$line"; done
+    else
+        diag "--- $f: no such file ---"
+    fi
+}
+
+# ok STATUS DESC -- STATUS is an exit status: 0 passes, anything else fails.
+#   some_command; ok $? "some_command works"
+ok() {
+    local status=$1; shift
+    _tap_n=$((_tap_n + 1))
+    if [ "$status" -eq 0 ] 2>/dev/null; then
+        echo "ok $_tap_n - $*"
+        return 0
+    fi
+    _tap_failed=$((_tap_failed + 1))
+    echo "not ok $_tap_n - $*"
+    return 1
+}
+
+# check DESC CMD [ARGS...] -- run CMD; ok if it exits 0.  On failure the exit
+# status and the tail of its output (stdout+stderr) are shown as diagnostics.
+check() {
+    local desc=$1; shift
+    local out status
+    out=$(mktemp "${T:-/tmp}/check.XXXXXX")
+    "$@" >"$out" 2>&1
+    status=$?
+    if ok "$status" "$desc"; then
+        rm -f "$out"
+        return 0
+    fi
+    diag "command: $*"
+    diag "exit status: $status"
+    diag_file "$out" 25
+    rm -f "$out"
+    return 1
+}
+
+# check_fails DESC CMD [ARGS...] -- ok if CMD exits non-zero.
+check_fails() {
+    local desc=$1; shift
+    local out status
+    out=$(mktemp "${T:-/tmp}/check.XXXXXX")
+    "$@" >"$out" 2>&1
+    status=$?
+    if [ "$status" -ne 0 ]; then
+        ok 0 "$desc"
+        rm -f "$out"
+        return 0
+    fi
+    ok 1 "$desc"
+    diag "command unexpectedly succeeded: $*"
+    diag_file "$out" 25
+    rm -f "$out"
+    return 1
+}
+
+# is GOT EXPECTED DESC -- string equality.
+is() {
+    if [ "$1" = "$2" ]; then
+        ok 0 "$3"
+        return 0
+    fi
+    ok 1 "$3"
+    diag "     got: '$1'"
+    diag "expected: '$2'"
+    return 1
+}
+
+# like TEXT ERE DESC -- TEXT matches the extended regular expression ERE
+# (grep -E, any line).   unlike TEXT ERE DESC -- no line matches.
+like() {
+    if printf '%s\n' "$1" | grep -Eq -- "$2"; then
+        ok 0 "$3"
+        return 0
+    fi
+    ok 1 "$3"
+    diag "text does not match /$2/:"
+    diag "$1"
+    return 1
+}
+unlike() {
+    if ! printf '%s\n' "$1" | grep -Eq -- "$2"; then
+        ok 0 "$3"
+        return 0
+    fi
+    ok 1 "$3"
+    diag "text unexpectedly matches /$2/:"
+    diag "$1"
+    return 1
+}
+
+# file_has FILE ERE DESC / file_lacks FILE ERE DESC -- grep -E on a file.
+file_has() {
+    if [ -f "$1" ] && grep -Eq -- "$2" "$1"; then
+        ok 0 "$3"
+        return 0
+    fi
+    ok 1 "$3"
+    diag "no line of $1 matches /$2/"
+    diag_file "$1" 30
+    return 1
+}
+file_lacks() {
+    if [ -f "$1" ] && ! grep -Eq -- "$2" "$1"; then
+        ok 0 "$3"
+        return 0
+    fi
+    ok 1 "$3"
+    if [ -f "$1" ]; then
+        diag "$1 has a line matching /$2/:"
+        grep -En -- "$2" "$1" | head -n 10 | while IFS= read -r line; do diag "  $line"; done
+    else
+        diag "$1: no such file"
+    fi
+    return 1
+}
+
+# skip DESC REASON -- a test that is skipped (counts as passed).
+skip() {
+    _tap_n=$((_tap_n + 1))
+    echo "ok $_tap_n - $1 # SKIP $2"
+}
+
+# todo STATUS DESC REASON -- an expected failure.
+todo() {
+    _tap_n=$((_tap_n + 1))
+    if [ "$1" -eq 0 ] 2>/dev/null; then
+        echo "ok $_tap_n - $2 # TODO $3"
+    else
+        echo "not ok $_tap_n - $2 # TODO $3"
+    fi
+}
+
+# skip_all REASON -- skip the whole script (call before any test ran).  With
+# ALERTMAIL_REQUIRE_ALL=1 (CI) this is a failure instead: nothing may be
+# skipped silently.
+skip_all() {
+    if [ "${ALERTMAIL_REQUIRE_ALL:-0}" = 1 ]; then
+        if [ -z "$_tap_plan" ]; then echo "1..$((_tap_n + 1))"; fi
+        _tap_n=$((_tap_n + 1))
+        echo "not ok $_tap_n - required but would be skipped: $*"
+        diag "ALERTMAIL_REQUIRE_ALL=1: install what is missing instead of skipping"
+        exit 1
+    fi
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
+# bail_out REASON -- abort the script (TAP "Bail out!").
+bail_out() {
+    echo "Bail out! $*"
+    exit 1
+}
+
+# finish -- end of script: prints the plan in done-testing style, checks the
+# count against a plan given up front, and exits 0 only if all passed.
+finish() {
+    if [ -z "$_tap_plan" ]; then
+        echo "1..$_tap_n"
+    elif [ "$_tap_plan" -ne "$_tap_n" ]; then
+        diag "planned $_tap_plan tests but ran $_tap_n"
+        exit 1
+    fi
+    if [ "$_tap_failed" -ne 0 ]; then
+        diag "failed $_tap_failed of $_tap_n"
+        exit 1
+    fi
+    exit 0
+}
+
+# require_cmd CMD... -- skip_all unless every CMD is on PATH (or executable).
+require_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip_all "$c not installed"
+    done
+}
+# require_aiosmtpd -- skip_all unless the scripted server can run.
+require_aiosmtpd() {
+    [ -x "$ALERTMAIL_PYTHON" ] || skip_all "$ALERTMAIL_PYTHON not found"
+    "$ALERTMAIL_PYTHON" -c 'import aiosmtpd' 2>/dev/null ||
+        skip_all "python3-aiosmtpd not installed for $ALERTMAIL_PYTHON"
+}
+# require_postfix -- skip_all unless a private Postfix instance can run.
+require_postfix() {
+    [ "$(id -u)" = 0 ] || skip_all "a private Postfix instance needs root"
+    if [ ! -x /usr/sbin/postfix ] || [ ! -x "$PF_DAEMON_DIR/master" ]; then
+        skip_all "postfix not installed"
+    fi
+    command -v saslpasswd2 >/dev/null 2>&1 || skip_all "sasl2-bin not installed"
+}
+
+# ---------------------------------------------------------------------------
+# Work directory, process bookkeeping and cleanup
+# ---------------------------------------------------------------------------
+# T: this test's private directory.  World-traversable (0755) so that Postfix
+# daemons running as postfix/nobody can reach files below it.
+_am_tmp=${TMPDIR:-/tmp}
+# Postfix daemons (users postfix, nobody) must reach $T: every ancestor needs
+# o+x.  Otherwise use /tmp.
+_am_d=$(cd "$_am_tmp" 2>/dev/null && pwd -P) || _am_d=/nonexistent
+while [ -n "$_am_d" ] && [ "$_am_d" != / ]; do
+    case $(stat -c %A "$_am_d" 2>/dev/null) in
+        ?????????[xt]) _am_d=${_am_d%/*} ;;
+        *) _am_tmp=/tmp; break ;;
+    esac
+done
+T=$(mktemp -d "$_am_tmp/alertmail-it.XXXXXX") || { echo "Bail out! mktemp failed"; exit 1; }
+unset _am_tmp _am_d
+chmod 755 "$T"
+export T
+_AM_SERVERS=$T/.servers      # one line per server: KIND NAME PID
+_AM_PORTS=$T/.ports          # ports handed out by free_port
+: >"$_AM_SERVERS"
+: >"$_AM_PORTS"
+_am_cleanup_hooks=()
+
+# at_cleanup CMD... -- run CMD (via eval) in the cleanup trap, before servers stop.
+at_cleanup() {
+    _am_cleanup_hooks+=("$*")
+}
+
+# _am_now_ms -- milliseconds since the epoch.
+_am_now_ms() {
+    local t=${EPOCHREALTIME/[.,]/}
+    echo $((t / 1000))
+}
+
+# pid_alive PID -- the process exists and is not a zombie.
+pid_alive() {
+    local pid=$1 state
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+    state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# _am_group_alive PGID -- some live (non-zombie) process is in that process group.
+_am_group_alive() {
+    local pgid=$1 p
+    for p in $(ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }'); do
+        pid_alive "$p" && return 0
+    done
+    return 1
+}
+
+# stop_pid PID [TIMEOUT_S] [GROUP] -- SIGTERM, wait up to TIMEOUT_S (default 5)
+# for it to go, then SIGKILL.  With GROUP=group the signals go to the process
+# group PID leads (a Postfix master and its children).  Returns 0 once gone.
+stop_pid() {
+    local pid=$1 timeout=${2:-5} group=${3:-} target deadline
+    [ -n "$pid" ] || return 0
+    target=$pid
+    [ "$group" = group ] && target=-$pid
+    _am_alive_target() { if [ "$group" = group ]; then _am_group_alive "$pid"; else pid_alive "$pid"; fi; }
+    _am_alive_target || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM -- "$target" 2>/dev/null
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    while _am_alive_target && [ "$(_am_now_ms)" -lt "$deadline" ]; do
+        sleep 0.05
+    done
+    if _am_alive_target; then
+        echo "lib.sh: $pid did not stop within ${timeout}s; sending SIGKILL" >&2
+        kill -KILL -- "$target" 2>/dev/null
+        deadline=$(( $(_am_now_ms) + 2000 ))
+        while _am_alive_target && [ "$(_am_now_ms)" -lt "$deadline" ]; do sleep 0.05; done
+    fi
+    wait "$pid" 2>/dev/null
+    ! _am_alive_target
+}
+
+# _am_track KIND NAME PID -- remember a server for cleanup.
+_am_track() {
+    echo "$1 $2 $3" >>"$_AM_SERVERS"
+}
+
+# server_pid NAME -- PID of a server started by this library.
+server_pid() {
+    awk -v n="$1" '$2 == n { p = $3 } END { if (p == "") exit 1; print p }' "$_AM_SERVERS"
+}
+
+# server_dir NAME -- directory of a server ($T/NAME): Maildir/, logs, config.
+server_dir() {
+    echo "$T/$1"
+}
+
+# stop_server NAME -- stop one server by its recorded PID (bounded).
+stop_server() {
+    local name=$1 kind pid
+    read -r kind _ pid < <(awk -v n="$name" '$2 == n' "$_AM_SERVERS" | tail -n 1) || {
+        echo "stop_server: no server named $name" >&2
+        return 1
+    }
+    case $kind in
+        postfix) stop_pid "$pid" 8 group ;;
+        *) stop_pid "$pid" 5 ;;
+    esac
+    local rc=$?
+    awk -v n="$name" '$2 != n' "$_AM_SERVERS" >"$_AM_SERVERS.new" && mv "$_AM_SERVERS.new" "$_AM_SERVERS"
+    return $rc
+}
+
+_am_cleanup() {
+    local rc=$? h kind name pid
+    trap - EXIT INT TERM HUP
+    for h in "${_am_cleanup_hooks[@]+"${_am_cleanup_hooks[@]}"}"; do
+        eval "$h" || true
+    done
+    if [ -s "$_AM_SERVERS" ]; then
+        # Newest first.
+        tac "$_AM_SERVERS" | while read -r kind name pid; do
+            case $kind in
+                postfix) stop_pid "$pid" 8 group ;;
+                *) stop_pid "$pid" 5 ;;
+            esac
+        done
+    fi
+    if [ "${ALERTMAIL_KEEP_TMP:-0}" = 1 ]; then
+        echo "# kept work directory $T" >&2
+    else
+        rm -rf "$T"
+    fi
+    exit "$rc"
+}
+trap _am_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ---------------------------------------------------------------------------
+# Ports
+# ---------------------------------------------------------------------------
+# has_ipv6_loopback -- ::1 is usable on this machine.
+has_ipv6_loopback() {
+    "$ALERTMAIL_PYTHON" - <<'EOF' 2>/dev/null
+import socket, sys
+try:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.bind(("::1", 0))
+    s.close()
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+# free_port -- print a TCP port that nothing listens on, on 127.0.0.1 (and
+# ::1 when present).  Chosen at random in 20000-32767, below Linux's
+# ephemeral range, and never twice in one test.
+free_port() {
+    local port
+    port=$("$ALERTMAIL_PYTHON" - "$_AM_PORTS" <<'EOF'
+import random, socket, sys
+used = set(open(sys.argv[1]).read().split())
+def free(fam, host, port):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError as e:
+        # ::1 absent: only IPv4 matters.
+        return fam == socket.AF_INET6 and e.errno in (97, 99)
+    finally:
+        s.close()
+for _ in range(200):
+    p = random.randint(20000, 32767)
+    if str(p) in used:
+        continue
+    if free(socket.AF_INET, "127.0.0.1", p) and free(socket.AF_INET6, "::1", p):
+        print(p)
+        sys.exit(0)
+sys.exit(1)
+EOF
+    ) || { echo "free_port: no free port found" >&2; return 1; }
+    echo "$port" >>"$_AM_PORTS"
+    echo "$port"
+}
+
+# closed_port -- a loopback port with nothing listening (connections are refused).
+closed_port() {
+    free_port
+}
+
+# port_listening HOST PORT -- something listens there (checked with ss, no connection made).
+port_listening() {
+    local host=$1 port=$2 addr
+    case $host in
+        *:*) addr="[$host]:$port" ;;
+        localhost) addr="127.0.0.1:$port" ;;
+        *) addr="$host:$port" ;;
+    esac
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltn "sport = :$port" 2>/dev/null | awk '{ print $4 }' |
+            grep -Fxq -e "$addr" -e "*:$port" -e "0.0.0.0:$port" -e "[::]:$port"
+    else
+        (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+    fi
+}
+
+# wait_port HOST PORT [TIMEOUT_S] -- wait (bounded, default 10 s) until
+# something listens on HOST:PORT.  Returns 1 on timeout.
+wait_port() {
+    local host=$1 port=$2 timeout=${3:-10} deadline
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    while ! port_listening "$host" "$port"; do
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "wait_port: nothing listening on $host:$port after ${timeout}s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------------------
+# Certificates
+# ---------------------------------------------------------------------------
+# make_ca DIR -- a test PKI in DIR (EC P-256), made with the openssl CLI:
+#   ca.pem, ca.key                    test CA
+#   localhost.crt/.key                CN=localhost, SAN DNS:localhost, IP:127.0.0.1, IP:::1, signed by the CA
+#   wrongname.crt/.key                CN=wrong.example, SAN DNS:wrong.example, signed by the CA
+#   untrusted.crt/.key                self-signed, same names as localhost (not trusted by ca.pem)
+#   expired.crt/.key                  localhost names, signed by the CA, valid only in January 2020
+#   localhost-chain.pem               localhost.crt followed by ca.pem
+# Idempotent: does nothing if DIR/ca.pem exists.
+make_ca() {
+    local d=$1
+    [ -f "$d/ca.pem" ] && [ -f "$d/expired.crt" ] && return 0
+    mkdir -p "$d" || return 1
+    (
+        set -e
+        cd "$d"
+        umask 022
+        local ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+        local san_local="subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
+        cat >leaf.ext <<EOF
+[ localhost ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+$san_local
+[ wrongname ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:wrong.example
+EOF
+        # shellcheck disable=SC2086
+        openssl req -x509 $ec -keyout ca.key -out ca.pem -days 3650 -sha256 \
+            -subj "/O=alertmail tests/CN=alertmail test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        for n in localhost wrongname expired; do
+            cn=localhost
+            [ "$n" = wrongname ] && cn=wrong.example
+            # shellcheck disable=SC2086
+            openssl req -new $ec -keyout "$n.key" -out "$n.csr" -subj "/O=alertmail tests/CN=$cn" 2>/dev/null
+        done
+        openssl x509 -req -in localhost.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions localhost -out localhost.crt 2>/dev/null
+        openssl x509 -req -in wrongname.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions wrongname -out wrongname.crt 2>/dev/null
+        # Expired: `openssl ca` accepts explicit start and end dates.
+        mkdir -p ca-db/new
+        : >ca-db/index.txt
+        echo 1000 >ca-db/serial
+        cat >ca.cnf <<EOF
+[ ca ]
+default_ca = testca
+[ testca ]
+dir = ./ca-db
+database = \$dir/index.txt
+new_certs_dir = \$dir/new
+serial = \$dir/serial
+default_md = sha256
+policy = anything
+unique_subject = no
+copy_extensions = none
+[ anything ]
+organizationName = optional
+commonName = supplied
+[ localhost ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+$san_local
+EOF
+        openssl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key \
+            -startdate 20200101000000Z -enddate 20200131000000Z \
+            -extensions localhost -in expired.csr -out expired.crt 2>/dev/null
+        # shellcheck disable=SC2086
+        openssl req -x509 $ec -keyout untrusted.key -out untrusted.crt -days 825 -sha256 \
+            -subj "/O=alertmail tests/CN=localhost" \
+            -addext "basicConstraints=critical,CA:FALSE" \
+            -addext "$san_local" 2>/dev/null
+        cat localhost.crt ca.pem >localhost-chain.pem
+        rm -f ./*.csr
+        chmod 644 ./*.key ./*.crt ./*.pem
+    ) || { echo "make_ca: openssl failed in $d" >&2; return 1; }
+}
+
+# test_ca -- make (once) and print the directory of the test's PKI, $T/ca.
+test_ca() {
+    make_ca "$T/ca" >&2 || return 1
+    echo "$T/ca"
+}
+
+# ---------------------------------------------------------------------------
+# Maildirs
+# ---------------------------------------------------------------------------
+# maildir_count DIR -- number of messages in the Maildir DIR (new/ and cur/).
+maildir_count() {
+    local d=$1
+    find "$d/new" "$d/cur" -maxdepth 1 -type f 2>/dev/null | wc -l | tr -d ' '
+}
+
+# maildir_files DIR -- paths of the messages in DIR, oldest first.
+maildir_files() {
+    local d=$1
+    find "$d/new" "$d/cur" -maxdepth 1 -type f -printf '%T@ %p\n' 2>/dev/null | sort -n | cut -d' ' -f2-
+}
+
+# wait_maildir DIR N [TIMEOUT_S] -- wait (bounded, default 15 s) until the
+# Maildir DIR holds at least N messages.  Returns 1 on timeout.
+wait_maildir() {
+    local d=$1 n=$2 timeout=${3:-15} deadline
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    while [ "$(maildir_count "$d")" -lt "$n" ]; do
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "wait_maildir: $d has $(maildir_count "$d") of $n messages after ${timeout}s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------------------
+# Scripted Office 365 server
+# ---------------------------------------------------------------------------
+# start_o365 [--name NAME] [o365_server.py options...]
+#   Starts o365_server.py in the background on 127.0.0.1 (a free port unless
+#   --port is given), waits until it listens, and prints its port.
+#   Its files are in $T/NAME (NAME defaults to "o365"; each server needs its
+#   own name):  Maildir/  (accepted messages)  envelope/  transcript.log
+#   server.out (stderr)  pid  port.
+#   Defaults added unless given: --cert/--key from $T/ca (made on demand;
+#   not with --no-tls), --maildir, --log, --pidfile, --portfile,
+#   --max-lifetime $ALERTMAIL_SERVER_LIFETIME.
+#   --fault closed starts nothing and prints closed_port.
+start_o365() {
+    local name=o365
+    if [ "${1:-}" = --name ]; then name=$2; shift 2; fi
+    local dir=$T/$name a has_cert=0 no_tls=0 closed=0 prev=""
+    for a in "$@"; do
+        case $a in
+            --cert|--cert=*) has_cert=1 ;;
+            --no-tls) no_tls=1 ;;
+            --fault=closed) closed=1 ;;
+            closed) [ "$prev" = --fault ] && closed=1 ;;
+        esac
+        prev=$a
+    done
+    if [ "$closed" = 1 ]; then
+        closed_port
+        return
+    fi
+    mkdir "$dir" || { echo "start_o365: $dir exists; give each server its own --name" >&2; return 1; }
+    local -a args=(--host 127.0.0.1 --port 0 --portfile "$dir/port" --pidfile "$dir/pid"
+        --maildir "$dir/Maildir" --log "$dir/transcript.log"
+        --max-lifetime "$ALERTMAIL_SERVER_LIFETIME")
+    if [ "$has_cert" = 0 ] && [ "$no_tls" = 0 ]; then
+        local ca
+        ca=$(test_ca) || return 1
+        args+=(--cert "$ca/localhost.crt" --key "$ca/localhost.key")
+    fi
+    "$ALERTMAIL_PYTHON" "$ALERTMAIL_O365_SERVER" "${args[@]}" "$@" \
+        </dev/null >"$dir/server.out" 2>&1 &
+    local pid=$!
+    _am_track o365 "$name" "$pid"
+    local deadline=$(( $(_am_now_ms) + ALERTMAIL_START_TIMEOUT * 1000 ))
+    while [ ! -s "$dir/port" ]; do
+        if ! pid_alive "$pid"; then
+            echo "start_o365: server exited during start-up:" >&2
+            sed 's/^/  /' "$dir/server.out" >&2
+            return 1
+        fi
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "start_o365: no port after ${ALERTMAIL_START_TIMEOUT}s" >&2
+            stop_pid "$pid"
+            return 1
+        fi
+        sleep 0.02
+    done
+    local port host
+    port=$(cat "$dir/port")
+    host=$(sed -n 's/^listening on \(.*\) port .*/\1/p' "$dir/server.out" | head -n 1)
+    wait_port "${host:-127.0.0.1}" "$port" 5 || return 1
+    echo "$port"
+}
+
+# o365_transcript NAME -- path of the transcript of server NAME.
+o365_transcript() {
+    echo "$T/${1:-o365}/transcript.log"
+}
+
+# transcript_count NAME ERE -- how many transcript lines of o365 server NAME
+# match ERE, e.g. transcript_count o365 ' C: AUTH'   (0 if none).
+transcript_count() {
+    local n
+    n=$(grep -Ec -- "$2" "$T/$1/transcript.log" 2>/dev/null) || true
+    echo "${n:-0}"
+}
+
+# wait_match FILE ERE [TIMEOUT_S] -- wait (bounded, default 10 s) until a line
+# of FILE matches ERE.  Returns 1 on timeout.
+wait_match() {
+    local f=$1 re=$2 timeout=${3:-10} deadline
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    until grep -Eq -- "$re" "$f" 2>/dev/null; do
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "wait_match: no line of $f matches /$re/ after ${timeout}s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Private Postfix instances
+# ---------------------------------------------------------------------------
+# A private instance lives in $T/NAME:
+#   conf/{main.cf,master.cf[,sasl/smtpd.conf,sasldb2]}   config_directory
+#   queue/  data/                                        queue and data directories
+#   Maildir/                                             every accepted message, any domain
+#   postfix.log                                          the instance's log (maillog_file)
+#   port  pid
+# Nothing outside $T is read or written except the stock files of the postfix
+# package (/etc/postfix/postfix-files etc. via meta_directory); /etc/postfix
+# needs no main.cf: postfix -c works as root without alternate_config_directories.
+# Delivery: virtual(8) to $T/NAME/Maildir/ as user nobody; every domain is a
+# virtual mailbox domain and all other transports are error:, so nothing ever
+# leaves the machine.
+
+_pf_write_config() {
+    local name=$1 port=$2 dir=$T/$1 ipv6=$3
+    local uid gid
+    uid=$(id -u nobody) && gid=$(id -g nobody) || return 1
+    mkdir -p "$dir/conf" "$dir/queue" "$dir/data" "$dir/Maildir" || return 1
+    chown "$uid:$gid" "$dir/Maildir"
+    chown postfix "$dir/data"
+    chmod 755 "$dir" "$dir/conf" "$dir/Maildir"
+    local listen_ifaces="127.0.0.1" protocols=ipv4
+    if [ "$ipv6" = 1 ]; then listen_ifaces="127.0.0.1, [::1]"; protocols=all; fi
+    cat >"$dir/conf/main.cf" <<EOF
+# Private Postfix instance for alertmail integration tests ($name).
+compatibility_level = 3.6
+config_directory = $dir/conf
+queue_directory = $dir/queue
+data_directory = $dir/data
+meta_directory = /etc/postfix
+maillog_file = $dir/postfix.log
+maillog_file_prefixes = $dir
+syslog_name = postfix-$name
+myhostname = $name.test.invalid
+mydomain = test.invalid
+myorigin = \$myhostname
+inet_interfaces = $listen_ifaces
+inet_protocols = $protocols
+mynetworks = 127.0.0.0/8 [::1]/128
+smtpd_banner = \$myhostname ESMTP alertmail-test-$name
+biff = no
+append_dot_mydomain = no
+smtputf8_enable = yes
+smtpd_peername_lookup = no
+alias_maps =
+alias_database =
+mydestination =
+relay_domains =
+relayhost =
+# Every domain is delivered locally into one Maildir; nothing is relayed out.
+virtual_mailbox_domains = static:all
+virtual_mailbox_base = $dir
+virtual_mailbox_maps = static:Maildir/
+virtual_uid_maps = static:$uid
+virtual_gid_maps = static:$gid
+virtual_minimum_uid = 1
+default_transport = error:outbound delivery disabled in test instance
+relay_transport = error:outbound delivery disabled in test instance
+local_transport = error:local delivery disabled in test instance
+message_size_limit = 52428800
+virtual_mailbox_limit = 0
+smtpd_error_sleep_time = 0
+smtpd_soft_error_limit = 100
+smtpd_hard_error_limit = 200
+smtpd_client_connection_rate_limit = 0
+smtpd_timeout = 60s
+queue_run_delay = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+EOF
+    {
+        echo "# service type private unpriv chroot wakeup maxproc command"
+        echo "127.0.0.1:$port inet n - n - - smtpd"
+        if [ "$ipv6" = 1 ]; then echo "[::1]:$port inet n - n - - smtpd"; fi
+        cat <<'EOF'
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+    } >"$dir/conf/master.cf"
+}
+
+# _pf_start NAME PORT -- create directories, start master (bounded lifetime)
+# and record its PID.  Returns non-zero if it did not come up.
+_pf_start() {
+    local name=$1 port=$2 dir=$T/$1
+    # Postfix waits until main.cf is older than the current second before it
+    # trusts it (up to ~2 s); back-date the freshly written files.
+    touch -d "@$(( $(date +%s) - 10 ))" "$dir/conf"/*.cf
+    if ! timeout 30 /usr/sbin/postfix -c "$dir/conf" check >"$dir/check.out" 2>&1; then
+        echo "_pf_start: postfix check failed for $name:" >&2
+        sed 's/^/  /' "$dir/check.out" "$dir/postfix.log" >&2 2>/dev/null
+        return 1
+    fi
+    # -w: wait until initialised; -e: exit by itself after the lifetime bound.
+    if ! MAIL_CONFIG=$dir/conf timeout 30 "$PF_DAEMON_DIR/master" -c "$dir/conf" -w \
+        -e "$ALERTMAIL_SERVER_LIFETIME" >"$dir/master.out" 2>&1 </dev/null; then
+        echo "_pf_start: master failed to start for $name:" >&2
+        sed 's/^/  /' "$dir/master.out" "$dir/postfix.log" >&2 2>/dev/null
+        return 1
+    fi
+    local pid="" deadline=$(( $(_am_now_ms) + ALERTMAIL_START_TIMEOUT * 1000 ))
+    while [ -z "$pid" ]; do
+        pid=$(awk 'NR == 1 { print $1 }' "$dir/queue/pid/master.pid" 2>/dev/null)
+        if [ -z "$pid" ] && [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "_pf_start: no master.pid for $name" >&2
+            return 1
+        fi
+        [ -n "$pid" ] || sleep 0.05
+    done
+    _am_track postfix "$name" "$pid"
+    echo "$pid" >"$dir/pid"
+    echo "$port" >"$dir/port"
+    wait_port 127.0.0.1 "$port" "$ALERTMAIL_START_TIMEOUT" || {
+        sed 's/^/  /' "$dir/postfix.log" >&2
+        return 1
+    }
+}
+
+# start_postfix_relay [NAME] -- a private Postfix instance that is an anonymous
+# relay on 127.0.0.1 (and ::1 if present): no TLS, no AUTH, accepts mail for
+# any domain from anyone and delivers it into $T/NAME/Maildir.
+# NAME defaults to "relay".  Prints the port.
+start_postfix_relay() {
+    local name=${1:-relay} port ipv6=0 try
+    [ -e "$T/$name" ] && { echo "start_postfix_relay: $T/$name exists" >&2; return 1; }
+    has_ipv6_loopback && ipv6=1
+    for try in 1 2 3; do
+        rm -rf "${T:?}/$name"
+        port=$(free_port) || return 1
+        _pf_write_config "$name" "$port" "$ipv6" || return 1
+        cat >>"$T/$name/conf/main.cf" <<'EOF'
+# Anonymous relay: no TLS, no AUTH.
+smtpd_tls_security_level = none
+smtpd_sasl_auth_enable = no
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions =
+EOF
+        if _pf_start "$name" "$port"; then
+            echo "$port"
+            return 0
+        fi
+        stop_server "$name" 2>/dev/null
+        echo "start_postfix_relay: attempt $try failed" >&2
+    done
+    return 1
+}
+
+# start_postfix_submission USER PASSWORD [NAME] -- a private Postfix instance
+# that is a submission server: STARTTLS required (test CA's localhost cert,
+# TLS 1.2+), SASL AUTH PLAIN and LOGIN offered only after STARTTLS (Cyrus
+# sasldb under $T/NAME/conf), mail accepted only from authenticated clients,
+# delivered into $T/NAME/Maildir.  The SASL user is USER as given (an
+# address such as alerts@example.com is fine).  NAME defaults to "submission".
+# Prints the port.
+start_postfix_submission() {
+    local user=$1 pass=$2 name=${3:-submission} port ipv6=0 try ca
+    [ -e "$T/$name" ] && { echo "start_postfix_submission: $T/$name exists" >&2; return 1; }
+    ca=$(test_ca) || return 1
+    has_ipv6_loopback && ipv6=1
+    for try in 1 2 3; do
+        rm -rf "${T:?}/$name"
+        port=$(free_port) || return 1
+        _pf_write_config "$name" "$port" "$ipv6" || return 1
+        local dir=$T/$name
+        mkdir -p "$dir/conf/sasl"
+        chmod 755 "$dir/conf/sasl"
+        # A realm-less user: smtpd_sasl_local_domain is empty, and the entry is
+        # made for realm $myhostname, which is what Cyrus uses by default.
+        printf '%s' "$pass" | saslpasswd2 -f "$dir/conf/sasl/sasldb2" -p -c \
+            -u "$name.test.invalid" "$user" || { echo "saslpasswd2 failed" >&2; return 1; }
+        chown postfix "$dir/conf/sasl/sasldb2"
+        chmod 640 "$dir/conf/sasl/sasldb2"
+        cat >"$dir/conf/sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN
+sasldb_path: $dir/conf/sasl/sasldb2
+EOF
+        cat >>"$dir/conf/main.cf" <<EOF
+# Submission: STARTTLS required, AUTH only after TLS, only authenticated clients.
+smtpd_tls_security_level = encrypt
+smtpd_tls_chain_files = $ca/localhost.key, $ca/localhost.crt
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_tls_auth_only = yes
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $dir/conf/sasl
+smtpd_sasl_local_domain =
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_tls_security_options = noanonymous
+smtpd_sasl_authenticated_header = yes
+broken_sasl_auth_clients = no
+smtpd_client_restrictions =
+smtpd_relay_restrictions = permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+EOF
+        if _pf_start "$name" "$port"; then
+            echo "$port"
+            return 0
+        fi
+        stop_server "$name" 2>/dev/null
+        echo "start_postfix_submission: attempt $try failed" >&2
+    done
+    return 1
+}
+
+# postfix_maildir NAME -- the Maildir of a Postfix instance.
+postfix_maildir() {
+    echo "$T/$1/Maildir"
+}
+# o365_maildir NAME -- the Maildir of an o365 server.
+o365_maildir() {
+    echo "$T/${1:-o365}/Maildir"
+}
