@@ -13,7 +13,7 @@
 # Postfix when the machine has it), is recorded by PID under $T and is stopped
 # by PID by the cleanup trap (TERM, bounded wait, then KILL).  Every wait is
 # bounded in time, and every server also exits by itself after
-# $ALERTMAIL_SERVER_LIFETIME seconds.  selftest.sh uses each helper.
+# $ALERTMAIL_SERVER_LIFETIME seconds.  servers.test uses each helper.
 #
 # API (details above each function):
 #   TAP       plan N | ok STATUS DESC | check DESC CMD... | check_fails DESC CMD...
