@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct smtp_conn {
 	struct smtp_reply pending; /* a multi-line reply being read */
 	bool in_reply;
 	bool auth_done;
+	bool quitting; /* after QUIT: the 221 must not hide the reply that mattered */
 	/* The body being uploaded. */
 	const char *body;
 	size_t body_len;
@@ -162,6 +164,8 @@ static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
 	if (last != 1)
 		return;
 	c->in_reply = false;
+	if (c->quitting)
+		return;
 	c->reply = c->pending;
 	if (c->stage == STAGE_CONNECT)
 		c->stage = STAGE_GREETING;
@@ -199,6 +203,8 @@ static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
 		c->stage = STAGE_RCPT;
 	} else if (command_is(line, len, "DATA")) {
 		c->stage = STAGE_DATA;
+	} else if (command_is(line, len, "QUIT")) {
+		c->quitting = true;
 	}
 	transcript_add(c, "-> ", line, len);
 }
@@ -378,6 +384,7 @@ static void session_begin(struct smtp_conn *c, struct smtp_result *r)
 	memset(&c->reply, 0, sizeof(c->reply));
 	c->in_reply = false;
 	c->auth_done = false;
+	c->quitting = false;
 	c->stage = STAGE_CONNECT;
 }
 
@@ -469,6 +476,45 @@ static void cert_expiry(struct smtp_conn *c, struct smtp_result *r)
 	}
 }
 
+/* curl treats a CONNECT_ONLY connection as dead when it closes it and sends no QUIT: say
+ * goodbye ourselves, and wait (bounded) for the 221. */
+static void probe_quit(struct smtp_conn *c)
+{
+	curl_socket_t sock = CURL_SOCKET_BAD;
+	int64_t deadline = now_ms() + (c->server->timeout_ms < 2000 ? c->server->timeout_ms : 2000);
+	char reply[512];
+	size_t n = 0, got = 0;
+
+	if (curl_easy_send(c->curl, "QUIT\r\n", 6, &n) != CURLE_OK || n != 6)
+		return;
+	transcript_add(c, "-> ", "QUIT", 4);
+	if (curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
+	    sock == CURL_SOCKET_BAD)
+		return;
+	while (got < sizeof(reply) - 1) {
+		struct pollfd pfd = {.fd = sock, .events = POLLIN};
+		int64_t left = deadline - now_ms();
+		CURLcode rc;
+
+		if (left <= 0)
+			break;
+		rc = curl_easy_recv(c->curl, reply + got, sizeof(reply) - 1 - got, &n);
+		if (rc == CURLE_AGAIN) {
+			if (poll(&pfd, 1, (int)left) <= 0)
+				break;
+			continue;
+		}
+		if (rc != CURLE_OK || n == 0)
+			break;
+		got += n;
+		if (memchr(reply, '\n', got) != NULL)
+			break;
+	}
+	reply[got] = '\0';
+	if (got > 0)
+		transcript_add(c, "<- ", reply, strcspn(reply, "\r\n"));
+}
+
 enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
 {
 	int64_t start = now_ms();
@@ -482,9 +528,12 @@ enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
 	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
 	cc = curl_easy_perform(c->curl);
 	session_end(c, cc, start, r);
-	if (cc == CURLE_OK && c->server->tls != TLS_NONE)
-		cert_expiry(c, r);
-	/* Close now (curl sends QUIT) so the next use starts a fresh session. */
+	if (cc == CURLE_OK) {
+		if (c->server->tls != TLS_NONE)
+			cert_expiry(c, r);
+		probe_quit(c);
+	}
+	/* Close now so the next use starts a fresh session. */
 	curl_easy_cleanup(c->curl);
 	c->curl = curl_easy_init();
 	return r->outcome;
