@@ -1,0 +1,77 @@
+#!/bin/bash
+# Quick start: installs what is missing (Debian 12, as root), builds alertmail, starts the bundled
+# scripted SMTP server on 127.0.0.1 (it behaves like Office 365: STARTTLS, then AUTH LOGIN) with a
+# throw-away test CA, sends a sample alert with `alertmail test`, shows the delivered message, and
+# stops the server. Nothing outside the build tree and a temporary directory is touched.
+set -eu
+top=$(cd "$(dirname "$0")" && pwd)
+
+"$top/tests/install-deps"
+cd "$top"
+[ -x configure ] || autoreconf -fi >/dev/null
+mkdir -p build
+cd build
+[ -f Makefile ] || "$top/configure" >configure.out 2>&1 || { cat configure.out; exit 1; }
+make -j2 >make.out 2>&1 || { cat make.out; exit 1; }
+set +eu
+
+# The test library gives a temporary directory, the test CA and the server, and stops the server
+# (by PID) and removes the directory when this script ends.
+. "$top/tests/integration/lib.sh"
+export ALERTMAIL_DATADIR=$top
+CA=$(test_ca) || exit 1
+USER=alerts@demo.example
+printf '%s\n' 'demo-password' >"$T/demo.pass"
+chmod 600 "$T/demo.pass"
+port=$(start_o365 --name demo --user "$USER" --password demo-password) || exit 1
+
+cat >"$T/alertmail.yaml" <<EOF_CONFIG
+# The demo's config: one channel delivering through the local scripted server.
+from: "alertmail demo <$USER>"
+servers:
+  local:
+    host: localhost
+    port: $port
+    tls: starttls
+    ca_file: $CA/ca.pem
+    auth: login
+    username: $USER
+    password_file: $T/demo.pass
+    timeout: 5s
+channels:
+  ops:
+    servers: [local]
+    to: ["Operations <ops@demo.example>"]
+EOF_CONFIG
+
+echo "== config ($T/alertmail.yaml)"
+sed 's/^/   /' "$T/alertmail.yaml"
+echo
+echo "== alertmail check --connect"
+./alertmail -c "$T/alertmail.yaml" check --connect | grep -v '^s[pt]' | sed 's/^/   /'
+echo
+echo "== alertmail test --channel ops"
+./alertmail -c "$T/alertmail.yaml" test --channel ops | sed 's/^/   /'
+rc=${PIPESTATUS[0]}
+echo
+wait_maildir "$(o365_maildir demo)" 1 5 || exit 1
+msg=$(maildir_files "$(o365_maildir demo)" | head -n 1)
+echo "== the message's header as the server received it ($msg)"
+tr -d '\r' <"$msg" | sed -n '1,/^$/p' | sed 's/^/   /'
+echo
+echo "== read back with Python's email parser"
+/usr/bin/python3 - "$msg" <<'PY'
+import email, email.policy, sys
+m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+for h in ('From', 'To', 'Subject', 'Date', 'Message-ID'):
+    print('   %-11s %s' % (h + ':', m[h]))
+print()
+for line in m.get_body(preferencelist=('plain',)).get_content().splitlines():
+    print('   | ' + line)
+PY
+echo
+if [ "$rc" -eq 0 ]; then
+	echo "Delivered. Next: write /etc/alertmail/alertmail.yaml (see conf/alertmail.yaml and the README)"
+	echo "and run: alertmail check --connect; alertmail test --channel ops"
+fi
+exit "$rc"
