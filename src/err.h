@@ -9,7 +9,7 @@ struct err {
 };
 
 void err_set(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void err_vset(struct err *e, const char *fmt, va_list ap);
+void err_vset(struct err *e, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Prefixes the existing message: "prefix: old message". */
 void err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

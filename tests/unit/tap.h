@@ -9,7 +9,7 @@
 static int tap_n;
 static int tap_failed;
 
-static void tap_vok(int cond, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void tap_vok(int cond, const char *fmt, va_list ap)
 {
 	tap_n++;
 	if (!cond)
@@ -45,7 +45,7 @@ __attribute__((format(printf, 3, 4), unused)) static int is_str(const char *got,
 	return cond;
 }
 
-__attribute__((unused)) static void diag(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
 {
 	va_list ap;
 
