@@ -547,7 +547,7 @@ class O365SMTP(SMTP):
         """Reply for MAIL/RCPT/DATA when the session may not send yet."""
         if self.helo is None:
             return "503 5.5.2 Send hello first"
-        if self.advertise_starttls and not self.tls_active:
+        if self.advertise_starttls and not self.tls_active and not self.cfg.args.tls_optional:
             return "451 5.7.3 STARTTLS is required to send mail"
         if not self.cfg.args.no_auth and not self.authenticated:
             return "530 5.7.57 Client not authenticated to send mail"
@@ -755,6 +755,8 @@ def parse_args(argv):
     p.add_argument("--password", help="its password (LOGIN, PLAIN)")
     p.add_argument("--token", help="its XOAUTH2 bearer token (default: --password)")
     p.add_argument("--no-auth", action="store_true", help="accept mail without AUTH and offer no AUTH")
+    p.add_argument("--tls-optional", action="store_true",
+                   help="offer STARTTLS but also accept mail without it (like a relay)")
     p.add_argument("--auth-mechanisms", help='mechanisms advertised and accepted (default "LOGIN XOAUTH2" '
                    'after TLS; "LOGIN PLAIN" in clear); "" for none')
     p.add_argument("--enforce-sender", action="store_true",
