@@ -130,8 +130,11 @@ static void transcript_add(struct smtp_conn *c, const char *dir, const char *lin
 {
 	if (c->transcript.len > TRANSCRIPT_MAX)
 		return;
+	/* A transcript line is for reading: a very long reply line is cut. */
+	if (len > 1024)
+		len = 1024;
 	buf_adds(&c->transcript, dir);
-	for (size_t i = 0; i < len && i < 1024; i++) {
+	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)line[i];
 		if (ch == '\r' || ch == '\n')
 			continue;
