@@ -11,8 +11,8 @@
 #include "channel.h"
 #include "commands.h"
 #include "conf.h"
+#include "mailtmpl.h"
 #include "smtp.h"
-#include "template.h"
 
 /* A directory the daemon needs: missing is fine (the daemon makes it), wrong is not. */
 static int check_dir(const char *what, const char *path)

@@ -11,9 +11,9 @@
 #include "channel.h"
 #include "commands.h"
 #include "conf.h"
-#include "message.h"
+#include "mailbox.h"
+#include "mailtmpl.h"
 #include "notify.h"
-#include "template.h"
 
 static struct alert *test_alert(const char *channel, struct err *e)
 {

@@ -15,7 +15,7 @@
 
 #include "duration.h"
 #include "err.h"
-#include "message.h"
+#include "mailbox.h"
 
 #define CONFIG_MAX_SIZE (4 * 1024 * 1024)
 #define SECRET_MAX_SIZE 65536

@@ -7,21 +7,7 @@
 
 #include "buf.h"
 #include "err.h"
-
-/* One mailbox: an optional display name (UTF-8) and an addr-spec local@domain. */
-struct mailbox {
-	char *display; /* NULL when absent */
-	char *addr;
-};
-
-/* Parses "Name <local@domain>", "<local@domain>" or "local@domain". The display name may be
- * quoted. Refuses CR, LF, NUL, other control characters and anything that is not a single
- * plausible address. */
-int mailbox_parse(const char *in, struct mailbox *out, struct err *e);
-void mailbox_free(struct mailbox *m);
-/* Checks a bare envelope address (for MAIL FROM / RCPT TO): local@domain, no <>, spaces,
- * control characters. */
-int message_check_addr(const char *addr, struct err *e);
+#include "mailbox.h"
 
 struct message_in {
 	const struct mailbox *from;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailbox.h"
 #include "message.h"
 
 int notify_build(const struct config *cfg, const struct channel *ch, const struct mail_template *t,

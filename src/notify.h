@@ -8,7 +8,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "err.h"
-#include "template.h"
+#include "mailtmpl.h"
 
 struct notification {
 	struct buf message; /* the whole RFC 5322 message, CRLF line ends */

@@ -2,21 +2,16 @@
 
 #include "template.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* Limits that keep a careless template or a hostile alert from hanging or swelling the daemon. */
 #define TMPL_MAX_NESTING 100        /* sections inside sections, checked when compiling */
 #define TMPL_MAX_PARTIAL_DEPTH 32   /* partials inside partials, checked when rendering */
 #define TMPL_MAX_OUTPUT (16u << 20) /* bytes added by one render */
 #define TMPL_MAX_STEPS 10000000ul   /* nodes visited by one render: nested loops multiply */
-#define TMPL_MAX_FILE (1u << 20)    /* a template or partial file */
 
 #define NPOS ((size_t)-1)
 
@@ -440,6 +435,35 @@ void tmpl_free(struct tmpl *t)
 	free(t);
 }
 
+const char *tmpl_name(const struct tmpl *t)
+{
+	return t->name;
+}
+
+static int foreach_partial(const struct node *v, size_t n,
+                           int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+                           void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = 0;
+
+		if (v[i].kind == NODE_SECTION || v[i].kind == NODE_INVERTED)
+			rc = foreach_partial(v[i].children, v[i].nchildren, fn, ctx);
+		else if (v[i].kind == NODE_PARTIAL)
+			rc = fn(ctx, v[i].name, v[i].line, v[i].column);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int tmpl_foreach_partial(const struct tmpl *t,
+                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+                         void *ctx)
+{
+	return foreach_partial(t->nodes, t->n, fn, ctx);
+}
+
 /* ---- rendering ---- */
 
 /* Compiled partials by name; a NULL tmpl records that there is no such partial. */
@@ -455,7 +479,7 @@ struct pcache {
 
 static bool pcache_get(const struct pcache *c, const char *name, struct tmpl **t)
 {
-	for (size_t i = 0; c != NULL && i < c->n; i++) {
+	for (size_t i = 0; i < c->n; i++) {
 		if (strcmp(c->v[i].name, name) == 0) {
 			*t = c->v[i].t;
 			return true;
@@ -491,8 +515,7 @@ struct render {
 	size_t start; /* out->len before rendering: the output limit counts what we add */
 	enum tmpl_escape esc;
 	const struct tmpl_partials *loader;
-	const struct pcache *fixed; /* loaded in advance (mail templates) */
-	struct pcache loaded;       /* loaded through loader during this render */
+	struct pcache loaded; /* loaded through loader during this render */
 	const struct ynode **stack;
 	size_t nstack, cap;
 	struct buf indent;  /* the current indentation is indent.data[indent_from..indent.len) */
@@ -595,26 +618,36 @@ static void put_value(struct render *r, const struct ynode *v, bool escape)
 
 static int render_nodes(struct render *r, const struct tmpl *t, const struct node *v, size_t n);
 
-/* Finds the compiled partial for name (NULL when there is none), compiling it on first use. */
+/* Finds the compiled partial for name (NULL when there is none): one compiled in advance, or
+ * one loaded and compiled on first use. */
 static int find_partial(struct render *r, const struct tmpl *t, const struct node *n,
-                        struct tmpl **out)
+                        const struct tmpl **out)
 {
+	struct tmpl *p = NULL;
 	struct buf src;
 
 	*out = NULL;
-	if (pcache_get(r->fixed, n->name, out) || pcache_get(&r->loaded, n->name, out))
+	if (r->loader != NULL && r->loader->compiled != NULL) {
+		*out = r->loader->compiled(r->loader->ctx, n->name);
+		if (*out != NULL)
+			return 0;
+	}
+	if (pcache_get(&r->loaded, n->name, &p)) {
+		*out = p;
 		return 0;
+	}
 	if (r->loader == NULL || r->loader->load == NULL)
 		return 0;
 	buf_init(&src);
 	if (r->loader->load(r->loader->ctx, n->name, &src) < 0) {
 		pcache_add(&r->loaded, n->name, NULL);
-	} else if (tmpl_compile(src.data ? src.data : "", src.len, n->name, out, r->e) < 0) {
+	} else if (tmpl_compile(src.data ? src.data : "", src.len, n->name, &p, r->e) < 0) {
 		err_prefix(r->e, "%s:%u:%u: partial '%s'", t->name, n->line, n->column, n->name);
 		buf_free(&src);
 		return -1;
 	} else {
-		pcache_add(&r->loaded, n->name, *out);
+		pcache_add(&r->loaded, n->name, p);
+		*out = p;
 	}
 	buf_free(&src);
 	return 0;
@@ -623,7 +656,7 @@ static int find_partial(struct render *r, const struct tmpl *t, const struct nod
 static int render_partial(struct render *r, const struct tmpl *t, const struct node *n)
 {
 	size_t from = r->indent_from, len = r->indent.len;
-	struct tmpl *p;
+	const struct tmpl *p;
 	int rc;
 
 	if (find_partial(r, t, n, &p) < 0)
@@ -706,9 +739,8 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 	return 0;
 }
 
-static int render_root(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
-                       const struct tmpl_partials *loader, const struct pcache *fixed,
-                       struct buf *out, struct err *e)
+int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                const struct tmpl_partials *partials, struct buf *out, struct err *e)
 {
 	struct render r;
 	int rc;
@@ -717,8 +749,7 @@ static int render_root(const struct tmpl *t, const struct ynode *data, enum tmpl
 	r.out = out;
 	r.start = out->len;
 	r.esc = esc;
-	r.loader = loader;
-	r.fixed = fixed;
+	r.loader = partials;
 	r.e = e;
 	buf_init(&r.indent);
 	if (data != NULL)
@@ -732,290 +763,4 @@ static int render_root(const struct tmpl *t, const struct ynode *data, enum tmpl
 	buf_free(&r.indent);
 	pcache_free(&r.loaded);
 	return rc;
-}
-
-int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
-                const struct tmpl_partials *partials, struct buf *out, struct err *e)
-{
-	return render_root(t, data, esc, partials, NULL, out, e);
-}
-
-/* ---- mail templates ---- */
-
-struct mail_template {
-	char *dir; /* the NAME/ directory that was chosen */
-	struct tmpl *subject, *text, *html;
-	struct pcache partials; /* every partial the parts can reach, read when loading */
-};
-
-/* Reads a whole file: 0 when read, 1 when it does not exist, -1 on any other error. */
-static int read_source(const char *path, struct buf *b, struct err *e)
-{
-	char chunk[8192];
-	struct stat st;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
-		return 1;
-	if (fd < 0) {
-		err_set(e, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		err_set(e, "%s: not a regular file", path);
-		close(fd);
-		return -1;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_set(e, "%s: %s", path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		if (b->len + (size_t)n > TMPL_MAX_FILE) {
-			err_set(e, "%s: larger than the limit of %u bytes", path, TMPL_MAX_FILE);
-			close(fd);
-			return -1;
-		}
-		buf_add(b, chunk, (size_t)n);
-	}
-	close(fd);
-	return 0;
-}
-
-/* Loads and compiles dir/file: 0 when compiled, 1 when the file does not exist, -1 on error. */
-static int load_part(const char *dir, const char *file, struct tmpl **out, struct err *e)
-{
-	char *path = xasprintf("%s/%s", dir, file);
-	struct buf b;
-	int rc;
-
-	*out = NULL;
-	buf_init(&b);
-	rc = read_source(path, &b, e);
-	if (rc == 0 && tmpl_compile(b.data ? b.data : "", b.len, path, out, e) < 0)
-		rc = -1;
-	buf_free(&b);
-	free(path);
-	return rc;
-}
-
-static bool name_is_safe(const char *name)
-{
-	return name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL;
-}
-
-/* Loads every partial that the nodes name and that is not known yet. */
-static int collect_partials(struct mail_template *mt, const struct tmpl *t, const struct node *v,
-                            size_t n, struct err *e)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct tmpl *p;
-		char *file;
-		int rc;
-
-		if (v[i].kind == NODE_SECTION || v[i].kind == NODE_INVERTED) {
-			if (collect_partials(mt, t, v[i].children, v[i].nchildren, e) < 0)
-				return -1;
-			continue;
-		}
-		if (v[i].kind != NODE_PARTIAL || pcache_get(&mt->partials, v[i].name, &p))
-			continue;
-		/* The name becomes a file name: keep it inside the template's directory. */
-		if (!name_is_safe(v[i].name)) {
-			err_set(e, "%s:%u:%u: partial name '%s' must not contain '/' or start with '.'",
-			        t->name, v[i].line, v[i].column, v[i].name);
-			return -1;
-		}
-		file = xasprintf("%s.mustache", v[i].name);
-		rc = load_part(mt->dir, file, &p, e);
-		free(file);
-		if (rc < 0)
-			return -1;
-		pcache_add(&mt->partials, v[i].name, p);
-	}
-	return 0;
-}
-
-static int find_template_dir(const char *const *dirs, size_t ndirs, const char *name, char **out,
-                             struct err *e)
-{
-	struct buf tried;
-
-	*out = NULL;
-	for (size_t i = 0; i < ndirs; i++) {
-		char *path = xasprintf("%s/%s", dirs[i], name);
-		struct stat st;
-		int rc = stat(path, &st);
-
-		if (rc == 0 && S_ISDIR(st.st_mode)) {
-			*out = path;
-			return 0;
-		}
-		if (rc < 0 && errno != ENOENT && errno != ENOTDIR) {
-			err_set(e, "template '%s': %s: %s", name, path, strerror(errno));
-			free(path);
-			return -1;
-		}
-		free(path);
-	}
-	buf_init(&tried);
-	for (size_t i = 0; i < ndirs; i++)
-		buf_printf(&tried, "%s%s", i > 0 ? ", " : "", dirs[i]);
-	err_set(e, "template '%s' not found in %s", name, ndirs > 0 ? tried.data : "(no directories)");
-	buf_free(&tried);
-	return -1;
-}
-
-int mail_template_load(const char *const *dirs, size_t ndirs, const char *name,
-                       struct mail_template **out, struct err *e)
-{
-	static const char *const required[] = {"subject.mustache", "text.mustache"};
-	struct mail_template *mt;
-	struct tmpl **parts[2];
-	int rc;
-
-	*out = NULL;
-	if (!name_is_safe(name)) {
-		err_set(e, "template name '%s' must not be empty, contain '/' or start with '.'", name);
-		return -1;
-	}
-	mt = xcalloc(1, sizeof(*mt));
-	if (find_template_dir(dirs, ndirs, name, &mt->dir, e) < 0)
-		goto fail;
-	parts[0] = &mt->subject;
-	parts[1] = &mt->text;
-	for (size_t i = 0; i < 2; i++) {
-		rc = load_part(mt->dir, required[i], parts[i], e);
-		if (rc < 0)
-			goto fail;
-		if (rc == 1) {
-			err_set(e, "template '%s' in %s: %s is missing (subject.mustache and text.mustache "
-			           "are required)", name, mt->dir, required[i]);
-			goto fail;
-		}
-	}
-	if (load_part(mt->dir, "html.mustache", &mt->html, e) < 0)
-		goto fail;
-	if (collect_partials(mt, mt->subject, mt->subject->nodes, mt->subject->n, e) < 0 ||
-	    collect_partials(mt, mt->text, mt->text->nodes, mt->text->n, e) < 0 ||
-	    (mt->html != NULL && collect_partials(mt, mt->html, mt->html->nodes, mt->html->n, e) < 0))
-		goto fail;
-	/* Partials of partials: the cache grows while we walk it. */
-	for (size_t i = 0; i < mt->partials.n; i++) {
-		const struct tmpl *p = mt->partials.v[i].t;
-		if (p != NULL && collect_partials(mt, p, p->nodes, p->n, e) < 0)
-			goto fail;
-	}
-	*out = mt;
-	return 0;
-fail:
-	mail_template_free(mt);
-	return -1;
-}
-
-/* A subject is one header line: control characters and line breaks, with the blanks around
- * them, become one space, and the ends are trimmed. */
-static char *one_line(const char *s, size_t len)
-{
-	struct buf b;
-	size_t i = 0;
-
-	buf_init(&b);
-	while (i < len) {
-		unsigned char c = (unsigned char)s[i];
-		size_t j = i;
-		bool ctl = false;
-
-		if (c >= 0x20 && c != 0x7f) {
-			if (c != ' ') {
-				buf_addc(&b, (char)c);
-				i++;
-				continue;
-			}
-		}
-		while (j < len && ((unsigned char)s[j] <= 0x20 || s[j] == 0x7f)) {
-			ctl = ctl || s[j] != ' ';
-			j++;
-		}
-		if (b.len > 0 && j < len) {
-			if (ctl)
-				buf_addc(&b, ' ');
-			else
-				buf_add(&b, s + i, j - i);
-		}
-		i = j;
-	}
-	return buf_steal(&b);
-}
-
-/* A NUL from the data would silently cut a C string short: drop it. */
-static char *take_body(struct buf *b)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < b->len; i++)
-		if (b->data[i] != '\0')
-			b->data[j++] = b->data[i];
-	if (b->data != NULL) {
-		b->len = j;
-		b->data[j] = '\0';
-	}
-	return buf_steal(b);
-}
-
-int mail_template_render(const struct mail_template *t, const struct ynode *data, char **subject,
-                         char **text, char **html, struct err *e)
-{
-	struct buf b;
-
-	*subject = NULL;
-	*text = NULL;
-	if (html != NULL)
-		*html = NULL;
-	buf_init(&b);
-	if (render_root(t->subject, data, TMPL_ESCAPE_NONE, NULL, &t->partials, &b, e) < 0)
-		goto fail;
-	*subject = one_line(b.data, b.len);
-	buf_reset(&b);
-	if (render_root(t->text, data, TMPL_ESCAPE_NONE, NULL, &t->partials, &b, e) < 0)
-		goto fail;
-	*text = take_body(&b);
-	if (html != NULL && t->html != NULL) {
-		if (render_root(t->html, data, TMPL_ESCAPE_HTML, NULL, &t->partials, &b, e) < 0)
-			goto fail;
-		*html = take_body(&b);
-	}
-	buf_free(&b);
-	return 0;
-fail:
-	buf_free(&b);
-	free(*subject);
-	free(*text);
-	*subject = NULL;
-	*text = NULL;
-	return -1;
-}
-
-const char *mail_template_dir(const struct mail_template *t)
-{
-	return t->dir;
-}
-
-void mail_template_free(struct mail_template *t)
-{
-	if (t == NULL)
-		return;
-	tmpl_free(t->subject);
-	tmpl_free(t->text);
-	tmpl_free(t->html);
-	pcache_free(&t->partials);
-	free(t->dir);
-	free(t);
 }

@@ -1,4 +1,4 @@
-/* Mustache templates: compile once, render many; HTML escaping; mail templates. */
+/* Mustache templates: compile once, render many; HTML escaping. */
 #ifndef ALERTMAIL_TEMPLATE_H
 #define ALERTMAIL_TEMPLATE_H
 
@@ -15,11 +15,14 @@ enum tmpl_escape {
 
 struct tmpl; /* a compiled template */
 
-/* Partials are looked up by name when first rendered. load() puts the source of the partial in
- * src and returns 0, or returns -1 when there is no such partial (it then renders as empty). */
+/* Partials are looked up by name when first rendered. compiled(), when set, is asked first and
+ * returns a partial compiled in advance (it stays the caller's), or NULL to go on to load().
+ * load() puts the source of the partial in src and returns 0, or returns -1 when there is no
+ * such partial (it then renders as empty). Either may be NULL. */
 struct tmpl_partials {
 	int (*load)(void *ctx, const char *name, struct buf *src);
 	void *ctx;
+	const struct tmpl *(*compiled)(void *ctx, const char *name);
 };
 
 int tmpl_compile(const char *src, size_t len, const char *name, struct tmpl **out, struct err *e);
@@ -29,16 +32,13 @@ int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape
                 const struct tmpl_partials *partials, struct buf *out, struct err *e);
 void tmpl_free(struct tmpl *t);
 
-/* A mail template is a directory NAME/ holding subject.mustache, text.mustache and optionally
- * html.mustache; partials are NAME/<partial>.mustache. The first of dirs that has NAME/ wins. */
-struct mail_template;
-
-int mail_template_load(const char *const *dirs, size_t ndirs, const char *name,
-                       struct mail_template **out, struct err *e);
-/* Renders all parts; html is NULL when the template has no HTML body. Caller frees. */
-int mail_template_render(const struct mail_template *t, const struct ynode *data, char **subject,
-                         char **text, char **html, struct err *e);
-const char *mail_template_dir(const struct mail_template *t);
-void mail_template_free(struct mail_template *t);
+/* The name given to tmpl_compile() ("template" when it was NULL), as errors use it. */
+const char *tmpl_name(const struct tmpl *t);
+/* Calls fn for every partial tag in t, sections included, in source order, with the tag's
+ * position; lets a caller find and compile partials in advance. Stops at the first non-zero
+ * value fn returns and returns it; 0 otherwise. */
+int tmpl_foreach_partial(const struct tmpl *t,
+                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+                         void *ctx);
 
 #endif

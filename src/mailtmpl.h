@@ -1,0 +1,22 @@
+/* Mail templates on disk: a directory of Mustache files for the subject, text and HTML parts. */
+#ifndef ALERTMAIL_MAILTMPL_H
+#define ALERTMAIL_MAILTMPL_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "yamltree.h"
+
+/* A mail template is a directory NAME/ holding subject.mustache, text.mustache and optionally
+ * html.mustache; partials are NAME/<partial>.mustache. The first of dirs that has NAME/ wins. */
+struct mail_template;
+
+int mail_template_load(const char *const *dirs, size_t ndirs, const char *name,
+                       struct mail_template **out, struct err *e);
+/* Renders all parts; html is NULL when the template has no HTML body. Caller frees. */
+int mail_template_render(const struct mail_template *t, const struct ynode *data, char **subject,
+                         char **text, char **html, struct err *e);
+const char *mail_template_dir(const struct mail_template *t);
+void mail_template_free(struct mail_template *t);
+
+#endif
