@@ -589,9 +589,22 @@ enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct sm
 	}
 	/* The server said no: its reply decides. */
 	if (reply->code >= 400 && reply->code < 600 && stage != STAGE_CONNECT) {
-		snprintf(detail, detail_len, "%s refused: %d %s%s%s", stage_doing(stage), reply->code, enh,
-		         sep, reply->text);
+		if (stage == STAGE_GREETING)
+			snprintf(detail, detail_len, "the server refused the session in its greeting: %d %s%s%s",
+			         reply->code, enh, sep, reply->text);
+		else
+			snprintf(detail, detail_len, "%s refused: %d %s%s%s", stage_doing(stage), reply->code,
+			         enh, sep, reply->text);
 		return reply->code < 500 ? OUTCOME_TEMPFAIL : OUTCOME_PERMFAIL;
+	}
+	/* libcurl refuses lines that arrive with the 220 to STARTTLS, before TLS: what an attacker
+	 * injecting commands into the plaintext part would send (CVE-2021-22947). */
+	if (cc == CURLE_WEIRD_SERVER_REPLY && (stage == STAGE_STARTTLS || stage == STAGE_TLS)) {
+		snprintf(detail, detail_len,
+		         "TLS failed, nothing was sent: the server sent more than its 220 reply to "
+		         "STARTTLS before the handshake (response injection?): %s",
+		         why);
+		return OUTCOME_TEMPFAIL;
 	}
 	switch (cc) {
 	case CURLE_COULDNT_RESOLVE_HOST:

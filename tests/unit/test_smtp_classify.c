@@ -87,6 +87,10 @@ int main(void)
 	         "connection lost after the message was sent");
 	classify(CURLE_RECV_ERROR, STAGE_EHLO, NULL, OUTCOME_TEMPFAIL, "connection lost during EHLO");
 	classify(CURLE_LOGIN_DENIED, STAGE_AUTH, "250 AUTH CRAM-MD5", OUTCOME_PERMFAIL, "AUTH failed");
+	classify(CURLE_WEIRD_SERVER_REPLY, STAGE_TLS, "220 2.0.0 SMTP server ready", OUTCOME_TEMPFAIL,
+	         "TLS failed, nothing was sent: the server sent more than its 220");
+	classify(CURLE_WEIRD_SERVER_REPLY, STAGE_GREETING, "421 4.3.2 Service not available",
+	         OUTCOME_TEMPFAIL, "the server refused the session in its greeting: 421 4.3.2");
 	/* A positive last reply never decides a failure. */
 	classify(CURLE_SSL_CONNECT_ERROR, STAGE_TLS, "220 ready", OUTCOME_TEMPFAIL, "TLS failed");
 
