@@ -14,6 +14,9 @@
 #include "mailtmpl.h"
 #include "smtp.h"
 
+/* With -q only problems are printed. */
+static bool quiet;
+
 /* A directory the daemon needs: missing is fine (the daemon makes it), wrong is not. */
 static int check_dir(const char *what, const char *path)
 {
@@ -21,7 +24,8 @@ static int check_dir(const char *what, const char *path)
 
 	if (stat(path, &st) < 0) {
 		if (errno == ENOENT) {
-			printf("%-10s %s: does not exist yet (created by the daemon)\n", what, path);
+			if (!quiet)
+				printf("%-10s %s: does not exist yet (created by the daemon)\n", what, path);
 			return 0;
 		}
 		printf("%-10s %s: %s\n", what, path, strerror(errno));
@@ -31,7 +35,8 @@ static int check_dir(const char *what, const char *path)
 		printf("%-10s %s: not a directory\n", what, path);
 		return 1;
 	}
-	printf("%-10s %s: ok\n", what, path);
+	if (!quiet)
+		printf("%-10s %s: ok\n", what, path);
 	return 0;
 }
 
@@ -52,8 +57,9 @@ static int check_templates(const struct config *cfg)
 			bad++;
 			continue;
 		}
-		printf("template   %s (channel %s): ok, %s\n", ch->template, ch->name,
-		       mail_template_dir(t));
+		if (!quiet)
+			printf("template   %s (channel %s): ok, %s\n", ch->template, ch->name,
+			       mail_template_dir(t));
 		mail_template_free(t);
 	}
 	return bad;
@@ -68,6 +74,7 @@ static int probe_servers(const struct config *cfg, int verbosity)
 		const struct server *s = &cfg->servers[i];
 		struct smtp_conn *conn = smtp_pool_get(pool, s);
 		struct smtp_result r;
+		char addr[300];
 
 		if (conn == NULL) {
 			printf("server     %s: cannot create a connection\n", s->name);
@@ -75,21 +82,25 @@ static int probe_servers(const struct config *cfg, int verbosity)
 			continue;
 		}
 		smtp_probe(conn, &r);
+		server_format_addr(s, addr, sizeof(addr));
 		if (r.outcome == OUTCOME_OK) {
-			printf("server     %s %s:%ld (tls %s, auth %s): ok [%lld ms]", s->name, s->host,
-			       s->port, tls_mode_name(s->tls), auth_mech_name(s->auth),
-			       (long long)r.elapsed_ms);
-			if (r.cert_expiry[0] != '\0')
-				printf(", certificate expires %s", r.cert_expiry);
-			printf("\n");
+			if (!quiet) {
+				printf("server     %s %s (tls %s, auth %s): ok [%lld ms]", s->name, addr,
+				       tls_mode_name(s->tls), auth_mech_name(s->auth), (long long)r.elapsed_ms);
+				if (r.cert_expiry[0] != '\0')
+					printf(", certificate expires %s", r.cert_expiry);
+				printf("\n");
+			}
 		} else {
-			printf("server     %s %s:%ld (tls %s, auth %s): FAILED (%s): %s [%lld ms]\n",
-			       s->name, s->host, s->port, tls_mode_name(s->tls), auth_mech_name(s->auth),
+			printf("server     %s %s (tls %s, auth %s): FAILED (%s): %s [%lld ms]\n", s->name,
+			       addr, tls_mode_name(s->tls), auth_mech_name(s->auth),
 			       outcome_name(r.outcome), r.detail, (long long)r.elapsed_ms);
 			bad++;
 		}
-		if (verbosity >= 2)
-			fputs(smtp_transcript(conn), stdout);
+		/* -v -v: the session as in test, on stderr, AUTH redacted. */
+		if (verbosity >= 3)
+			fprintf(stderr, "alertmail: smtp: transcript with %s:\n%s", s->name,
+			        smtp_transcript(conn));
 	}
 	smtp_pool_free(pool);
 	return bad;
@@ -128,8 +139,10 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 	cfg = commands_load_config(g);
 	if (cfg == NULL)
 		return EXIT_USAGE;
-	printf("config     %s: ok (%zu servers, %zu channels, %zu routes)\n", cfg->path,
-	       cfg->nservers, cfg->nchannels, cfg->nroutes);
+	quiet = g->verbosity == 0;
+	if (!quiet)
+		printf("config     %s: ok (%zu servers, %zu channels, %zu routes)\n", cfg->path,
+		       cfg->nservers, cfg->nchannels, cfg->nroutes);
 	bad += check_templates(cfg);
 	bad += check_dir("spool", cfg->spool);
 	bad += check_dir("state", cfg->state);

@@ -53,8 +53,10 @@ static void print_attempt(const struct attempt *a)
 	const struct server *s = a->server;
 	const struct smtp_result *r = &a->result;
 
-	printf("%-12s %s:%ld (%s): %s: %s [%lld ms]\n", s->name, s->host, s->port,
-	       tls_mode_name(s->tls), r->outcome == OUTCOME_OK ? "OK" : outcome_name(r->outcome),
+	char addr[300];
+
+	server_format_addr(s, addr, sizeof(addr));
+	printf("%-12s %s (%s): %s: %s [%lld ms]\n", s->name, addr, tls_mode_name(s->tls), r->outcome == OUTCOME_OK ? "OK" : outcome_name(r->outcome),
 	       r->detail, (long long)r->elapsed_ms);
 }
 
@@ -81,6 +83,7 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 	struct delivery d = {0};
 	const char *dirs[2];
 	struct err e;
+	bool quiet;
 	int rc = EXIT_USAGE, c;
 
 	optind = 1;
@@ -94,7 +97,12 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 			break;
 		case 't':
 			if (message_check_addr(optarg, &e) < 0) {
-				fprintf(stderr, "alertmail: test: --to %s: %s\n", optarg, e.msg);
+				/* The argument may hold line breaks: never echo them raw. */
+				struct buf shown;
+				buf_init(&shown);
+				buf_add_escaped(&shown, optarg);
+				fprintf(stderr, "alertmail: test: --to %s: %s\n", shown.data, e.msg);
+				buf_free(&shown);
 				goto out;
 			}
 			to[nto++] = optarg;
@@ -103,11 +111,11 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 			server_name = optarg;
 			break;
 		case 'h':
-			printf("usage: alertmail test --channel NAME [--to ADDR]... [--server NAME]\n");
+			printf("usage: alertmail test [--channel NAME] [--to ADDR]... [--server NAME]\n");
 			rc = EXIT_OK;
 			goto out;
 		default:
-			fprintf(stderr, "usage: alertmail test --channel NAME [--to ADDR]... [--server NAME]\n");
+			fprintf(stderr, "usage: alertmail test [--channel NAME] [--to ADDR]... [--server NAME]\n");
 			goto out;
 		}
 	}
@@ -154,18 +162,23 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 		fprintf(stderr, "alertmail: test: %s\n", e.msg);
 		goto out;
 	}
-	printf("sending test notification %s through channel %s to", alert->id, ch->name);
-	for (size_t i = 0; i < n.nrcpt; i++)
-		printf(" %s", n.rcpt[i]);
-	printf("\n");
-	fflush(stdout);
+	quiet = g->verbosity == 0;
+	if (!quiet) {
+		printf("sending test notification %s through channel %s to", alert->id, ch->name);
+		for (size_t i = 0; i < n.nrcpt; i++)
+			printf(" %s", n.rcpt[i]);
+		printf("\n");
+		fflush(stdout);
+	}
 	pool = smtp_pool_new(cfg);
 	channel_deliver(ch, pool, NULL, n.mail_from, n.rcpt, n.nrcpt, n.message.data, n.message.len,
 	                &d);
-	for (size_t i = 0; i < d.nattempts; i++)
+	/* With -q a success prints nothing; a failure still shows every attempt. */
+	for (size_t i = 0; i < d.nattempts && (!quiet || d.outcome != OUTCOME_OK); i++)
 		print_attempt(&d.attempts[i]);
 	if (d.outcome == OUTCOME_OK) {
-		printf("delivered through %s\n", d.accepted_by->name);
+		if (!quiet)
+			printf("delivered through %s\n", d.accepted_by->name);
 		rc = EXIT_OK;
 	} else {
 		printf("not delivered: every server failed (%s)\n", outcome_name(d.outcome));

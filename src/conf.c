@@ -342,6 +342,7 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 {
 	const struct ynode *n;
 	const struct ynode *pw_at = NULL;
+	bool auth_bad = false; /* an unusable auth value: no follow-up errors about it */
 	int sources = 0;
 	char what[160];
 
@@ -405,10 +406,13 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 			s->auth = AUTH_PLAIN;
 		else if (strcmp(n->str, "login") == 0)
 			s->auth = AUTH_LOGIN;
-		else if (strcmp(n->str, "xoauth2") == 0)
+		else if (strcmp(n->str, "xoauth2") == 0) {
 			cerr(p, n, "auth: xoauth2 is not supported by this version of alertmail yet");
-		else
+			auth_bad = true;
+		} else {
 			cerr(p, n, "auth: expected none, plain, login or xoauth2, got '%s'", n->str);
+			auth_bad = true;
+		}
 	} else if (n == NULL && s->username != NULL) {
 		s->auth = AUTH_AUTO;
 	}
@@ -452,14 +456,14 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 	if (sources > 1)
 		cerr(p, pw_at, "server '%s': give only one of password_file, password_env, password",
 		     s->name);
-	if (s->auth != AUTH_NONE && s->username == NULL)
+	if (!auth_bad && s->auth != AUTH_NONE && s->username == NULL)
 		cerr(p, ynode_get(map, "auth"), "server '%s': auth %s needs a username", s->name,
 		     auth_mech_name(s->auth));
-	if (s->auth != AUTH_NONE && sources == 0)
+	if (!auth_bad && s->auth != AUTH_NONE && sources == 0)
 		cerr(p, key,
 		     "server '%s': auth %s needs a password (password_file, password_env or password)",
 		     s->name, auth_mech_name(s->auth));
-	if (s->auth == AUTH_NONE && sources > 0)
+	if (!auth_bad && s->auth == AUTH_NONE && sources > 0)
 		cerr(p, pw_at, "server '%s': a password is given but auth is none", s->name);
 
 	n = ynode_get(map, "allow_plaintext_auth");
@@ -870,6 +874,16 @@ size_t config_template_dirs(const struct config *c, const char *dirs[2])
 	dirs[0] = c->templates;
 	dirs[1] = builtin_dir;
 	return 2;
+}
+
+void server_format_addr(const struct server *s, char *out, size_t len)
+{
+	const char *host = s->host ? s->host : "?";
+
+	if (strchr(host, ':') != NULL)
+		snprintf(out, len, "[%s]:%ld", host, s->port);
+	else
+		snprintf(out, len, "%s:%ld", host, s->port);
 }
 
 const char *tls_mode_name(enum tls_mode m)

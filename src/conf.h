@@ -97,6 +97,9 @@ const struct channel *config_channel(const struct config *c, const char *name);
 /* The template search path: the configured directory, then the built-in one. */
 size_t config_template_dirs(const struct config *c, const char *dirs[2]);
 
+/* "host:port", or "[v6]:port" for an IPv6 address, for messages. */
+void server_format_addr(const struct server *s, char *out, size_t len);
+
 const char *tls_mode_name(enum tls_mode m);
 const char *auth_mech_name(enum auth_mech m);
 

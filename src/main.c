@@ -41,7 +41,7 @@ static void usage(FILE *out)
 	        "usage: alertmail [-c FILE] [-v|-q] COMMAND [ARGS]\n"
 	        "\n"
 	        "commands:\n"
-	        "  test --channel NAME [--to ADDR]... [--server NAME]\n"
+	        "  test [--channel NAME] [--to ADDR]... [--server NAME]\n"
 	        "                        send a test notification now, through the channel's servers\n"
 	        "  check [--connect]     validate the config and templates; --connect also opens a\n"
 	        "                        session (TLS, EHLO, AUTH) to every server, sending no mail\n"

@@ -29,6 +29,9 @@ struct smtp_conn {
 	bool in_reply;
 	bool auth_done;
 	bool quitting; /* after QUIT: the 221 must not hide the reply that mattered */
+	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
+	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
+	const char *abort_reason; /* set to stop the session from the header callback */
 	/* The body being uploaded. */
 	const char *body;
 	size_t body_len;
@@ -164,16 +167,27 @@ static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
 		c->in_reply = true;
 	}
 	last = smtp_parse_reply_line(line, len, &c->pending);
+	if (c->stage == STAGE_EHLO && len > 8 && strncasecmp(line + 4, "AUTH", 4) == 0 &&
+	    (line[8] == ' ' || line[8] == '='))
+		c->ehlo_auth = true;
 	if (last != 1)
 		return;
 	c->in_reply = false;
 	if (c->quitting)
 		return;
 	c->reply = c->pending;
+	/* libcurl skips AUTH when the server offers none and goes on to MAIL: with credentials
+	 * configured that would send the alert unauthenticated. Stop before MAIL instead. */
+	if (c->stage == STAGE_EHLO && c->reply.code == 250 && !c->ehlo_auth &&
+	    c->server->auth != AUTH_NONE && (c->server->tls != TLS_STARTTLS || c->tls_up))
+		c->abort_reason = "the server does not offer AUTH, which this server entry requires "
+		                  "(auth is configured); nothing was sent";
 	if (c->stage == STAGE_CONNECT)
 		c->stage = STAGE_GREETING;
-	else if (c->stage == STAGE_STARTTLS && c->reply.code == 220)
+	else if (c->stage == STAGE_STARTTLS && c->reply.code == 220) {
 		c->stage = STAGE_TLS;
+		c->tls_up = true;
+	}
 	else if (c->stage == STAGE_DATA && c->reply.code == 354)
 		c->stage = STAGE_BODY;
 	else if (c->stage == STAGE_AUTH && c->reply.code == 235)
@@ -184,6 +198,7 @@ static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
 {
 	if (command_is(line, len, "EHLO") || command_is(line, len, "HELO")) {
 		c->stage = STAGE_EHLO;
+		c->ehlo_auth = false;
 	} else if (command_is(line, len, "STARTTLS")) {
 		c->stage = STAGE_STARTTLS;
 	} else if (command_is(line, len, "AUTH")) {
@@ -248,11 +263,15 @@ static size_t on_read(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-/* Server replies reach us through the debug callback; the header callback must only not fail. */
+/* Server replies reach us through the debug callback, which sees each line first. The header
+ * callback is the one whose answer libcurl obeys: returning short stops the session. */
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
 {
+	struct smtp_conn *c = userp;
+
 	(void)ptr;
-	(void)userp;
+	if (c->abort_reason != NULL)
+		return 0;
 	return size * nmemb;
 }
 
@@ -350,6 +369,7 @@ static void setup(struct smtp_conn *c)
 	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
 	curl_easy_setopt(h, CURLOPT_DEBUGDATA, c);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, seconds_up(s->timeout_ms));
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->total_timeout_ms);
@@ -388,6 +408,9 @@ static void session_begin(struct smtp_conn *c, struct smtp_result *r)
 	c->in_reply = false;
 	c->auth_done = false;
 	c->quitting = false;
+	c->tls_up = false;
+	c->ehlo_auth = false;
+	c->abort_reason = NULL;
 	c->stage = STAGE_CONNECT;
 }
 
@@ -411,6 +434,11 @@ static enum outcome session_end(struct smtp_conn *c, CURLcode cc, int64_t start,
 	r->reply = c->reply;
 	r->curl_code = (int)cc;
 	r->outcome = smtp_classify((int)cc, stage, &c->reply, c->errbuf, r->detail, sizeof(r->detail));
+	if (cc != CURLE_OK && c->abort_reason != NULL) {
+		r->outcome = OUTCOME_PERMFAIL;
+		r->stage = STAGE_AUTH;
+		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
+	}
 	if (cc != CURLE_OK && c->server->auth != AUTH_NONE && !c->auth_done &&
 	    (stage == STAGE_MAIL || stage == STAGE_RCPT) && r->reply.code == 530) {
 		size_t n = strlen(r->detail);

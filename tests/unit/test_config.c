@@ -246,6 +246,12 @@ int main(void)
 	   "plaintext AUTH allowed when said, with a warning");
 	config_free(c);
 
+	c = load(BASE "servers:\n  s:\n    host: h\n    auth: cram-md5\n    username: u\n    password: p\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("auth: expected none, plain, login or xoauth2, got 'cram-md5'") &&
+	       !has("auth is none") && lines() == 1,
+	   "a bad auth value is one error, without follow-ups about it");
+
 	/* Cross-field and shape errors. */
 	c = load(BASE "default_channel: nope\nservers:\n  s: { host: h }\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n"
