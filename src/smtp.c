@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mailbox.h"
 
 /* Bound on the transcript kept for one session: enough for any sane exchange. */
 #define TRANSCRIPT_MAX (64 * 1024)
@@ -32,7 +33,10 @@ struct smtp_conn {
 	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
 	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
 	const char *abort_reason; /* set to stop the session from the header callback */
-	/* The body being uploaded. */
+	int64_t started;
+	/* The envelope and body of the message being sent, owned until the session ends. */
+	char *mail_from;
+	struct curl_slist *rcpt_list;
 	const char *body;
 	size_t body_len;
 	size_t body_off;
@@ -51,33 +55,41 @@ const char *outcome_name(enum outcome o)
 	return "?";
 }
 
+/* Each stage's short name and the phrase for "... refused" and "timed out ...". */
+static const struct {
+	const char *name;
+	const char *doing;
+} stages[] = {
+	[STAGE_CONNECT] = {"connect", "connecting"},
+	[STAGE_GREETING] = {"greeting", "waiting for the server's greeting"},
+	[STAGE_EHLO] = {"EHLO", "EHLO"},
+	[STAGE_STARTTLS] = {"STARTTLS", "STARTTLS"},
+	[STAGE_TLS] = {"TLS handshake", "TLS handshake"},
+	[STAGE_AUTH] = {"AUTH", "AUTH"},
+	[STAGE_MAIL] = {"MAIL FROM", "MAIL FROM"},
+	[STAGE_RCPT] = {"RCPT TO", "RCPT TO"},
+	[STAGE_DATA] = {"DATA", "DATA"},
+	[STAGE_BODY] = {"end of data", "the end of the message"},
+	[STAGE_DONE] = {"done", "done"},
+};
+
 const char *smtp_stage_name(enum smtp_stage s)
 {
-	switch (s) {
-	case STAGE_CONNECT:
-		return "connect";
-	case STAGE_GREETING:
-		return "greeting";
-	case STAGE_EHLO:
-		return "EHLO";
-	case STAGE_STARTTLS:
-		return "STARTTLS";
-	case STAGE_TLS:
-		return "TLS handshake";
-	case STAGE_AUTH:
-		return "AUTH";
-	case STAGE_MAIL:
-		return "MAIL FROM";
-	case STAGE_RCPT:
-		return "RCPT TO";
-	case STAGE_DATA:
-		return "DATA";
-	case STAGE_BODY:
-		return "end of data";
-	case STAGE_DONE:
-		return "done";
-	}
-	return "?";
+	return (unsigned)s < sizeof(stages) / sizeof(stages[0]) ? stages[s].name : "?";
+}
+
+static const char *stage_doing(enum smtp_stage s)
+{
+	return (unsigned)s < sizeof(stages) / sizeof(stages[0]) ? stages[s].doing : "?";
+}
+
+/* The one way a session changes stage, so every transition can be followed in debug logs. */
+static void set_stage(struct smtp_conn *c, enum smtp_stage to)
+{
+	if (c->stage != to)
+		log_debug("smtp", "%s: %s -> %s", c->server->name, smtp_stage_name(c->stage),
+		          smtp_stage_name(to));
+	c->stage = to;
 }
 
 int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r)
@@ -167,8 +179,9 @@ static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
 		c->in_reply = true;
 	}
 	last = smtp_parse_reply_line(line, len, &c->pending);
-	if (c->stage == STAGE_EHLO && len > 8 && strncasecmp(line + 4, "AUTH", 4) == 0 &&
-	    (line[8] == ' ' || line[8] == '='))
+	/* Exactly what libcurl 7.88 takes as the AUTH capability ("AUTH " in capitals): a line it
+	 * would ignore ("auth ...", "AUTH=...") must not count as an offer here either. */
+	if (c->stage == STAGE_EHLO && len >= 9 && memcmp(line + 4, "AUTH ", 5) == 0)
 		c->ehlo_auth = true;
 	if (last != 1)
 		return;
@@ -182,31 +195,34 @@ static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
 	    c->server->auth != AUTH_NONE && (c->server->tls != TLS_STARTTLS || c->tls_up))
 		c->abort_reason = "the server does not offer AUTH, which this server entry requires "
 		                  "(auth is configured); nothing was sent";
-	if (c->stage == STAGE_CONNECT)
-		c->stage = STAGE_GREETING;
-	else if (c->stage == STAGE_STARTTLS && c->reply.code == 220) {
-		c->stage = STAGE_TLS;
+	if (c->stage == STAGE_CONNECT) {
+		/* A greeting: a new connection, with nothing done on it yet. */
+		set_stage(c, STAGE_GREETING);
+		c->auth_done = false;
+		c->tls_up = false;
+	} else if (c->stage == STAGE_STARTTLS && c->reply.code == 220) {
+		set_stage(c, STAGE_TLS);
 		c->tls_up = true;
-	}
-	else if (c->stage == STAGE_DATA && c->reply.code == 354)
-		c->stage = STAGE_BODY;
-	else if (c->stage == STAGE_AUTH && c->reply.code == 235)
+	} else if (c->stage == STAGE_DATA && c->reply.code == 354) {
+		set_stage(c, STAGE_BODY);
+	} else if (c->stage == STAGE_AUTH && c->reply.code == 235) {
 		c->auth_done = true;
+	}
 }
 
 static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
 {
 	if (command_is(line, len, "EHLO") || command_is(line, len, "HELO")) {
-		c->stage = STAGE_EHLO;
+		set_stage(c, STAGE_EHLO);
 		c->ehlo_auth = false;
 	} else if (command_is(line, len, "STARTTLS")) {
-		c->stage = STAGE_STARTTLS;
+		set_stage(c, STAGE_STARTTLS);
 	} else if (command_is(line, len, "AUTH")) {
 		/* Show the mechanism, never the initial response. */
-		size_t n = 5;
+		size_t n = len < 5 ? len : 5;
 		while (n < len && line[n] != ' ' && line[n] != '\r' && line[n] != '\n')
 			n++;
-		c->stage = STAGE_AUTH;
+		set_stage(c, STAGE_AUTH);
 		transcript_add(c, "-> ", line, n);
 		if (n < len && line[n] == ' ')
 			transcript_add(c, "-> ", "   [initial response redacted]", 30);
@@ -216,11 +232,16 @@ static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
 		transcript_add(c, "-> ", "[AUTH response redacted]", 24);
 		return;
 	} else if (command_is(line, len, "MAIL")) {
-		c->stage = STAGE_MAIL;
+		set_stage(c, STAGE_MAIL);
+		/* A second line of defence: whatever libcurl decided, no unauthenticated mail when
+		 * credentials are configured. The session stops at the reply to MAIL. */
+		if (c->server->auth != AUTH_NONE && !c->auth_done && c->abort_reason == NULL)
+			c->abort_reason = "MAIL FROM was about to be sent without a completed AUTH; the "
+			                  "session was stopped before any recipient or data";
 	} else if (command_is(line, len, "RCPT")) {
-		c->stage = STAGE_RCPT;
+		set_stage(c, STAGE_RCPT);
 	} else if (command_is(line, len, "DATA")) {
-		c->stage = STAGE_DATA;
+		set_stage(c, STAGE_DATA);
 	} else if (command_is(line, len, "QUIT")) {
 		c->quitting = true;
 	}
@@ -305,14 +326,21 @@ struct smtp_conn *smtp_conn_new(const struct server *s)
 	struct smtp_conn *c = xcalloc(1, sizeof(*c));
 
 	c->server = s;
-	c->curl = curl_easy_init();
-	if (c->curl == NULL) {
-		free(c);
-		return NULL;
-	}
 	c->url = make_url(s);
 	buf_init(&c->transcript);
 	return c;
+}
+
+static void session_release(struct smtp_conn *c)
+{
+	/* The handle must not keep pointers to what is freed here. */
+	if (c->curl != NULL)
+		curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, NULL);
+	curl_slist_free_all(c->rcpt_list);
+	c->rcpt_list = NULL;
+	free(c->mail_from);
+	c->mail_from = NULL;
+	c->body = NULL;
 }
 
 void smtp_conn_free(struct smtp_conn *c)
@@ -320,6 +348,8 @@ void smtp_conn_free(struct smtp_conn *c)
 	if (c == NULL)
 		return;
 	curl_easy_cleanup(c->curl);
+	c->curl = NULL;
+	session_release(c);
 	free(c->url);
 	buf_free(&c->transcript);
 	free(c);
@@ -330,6 +360,12 @@ const char *smtp_transcript(const struct smtp_conn *c)
 	return c->transcript.data ? c->transcript.data : "";
 }
 
+void *smtp_conn_handle(struct smtp_conn *c)
+{
+	return c->curl;
+}
+
+/* libcurl takes whole seconds here; round up so that a bound is never shorter than configured. */
 static long seconds_up(int64_t ms)
 {
 	return (long)((ms + 999) / 1000);
@@ -352,45 +388,69 @@ static const char *login_options(enum auth_mech m)
 	return NULL;
 }
 
+/* An option whose refusal would weaken security or lose a bound: refusal stops the session. */
+#define MUST(call, what)                                                                          \
+	do {                                                                                      \
+		if ((call) != CURLE_OK) {                                                         \
+			snprintf(why, why_len, "libcurl refused the option %s", what);            \
+			return -1;                                                                \
+		}                                                                                 \
+	} while (0)
+
 /* Sets every option of a session; the handle keeps its connection cache between calls. */
-static void setup(struct smtp_conn *c)
+static int setup(struct smtp_conn *c, char *why, size_t why_len)
 {
 	const struct server *s = c->server;
-	CURL *h = c->curl;
+	CURL *h;
 
+	if (c->curl == NULL)
+		c->curl = curl_easy_init();
+	if (c->curl == NULL) {
+		snprintf(why, why_len, "cannot create a libcurl handle");
+		return -1;
+	}
+	h = c->curl;
 	curl_easy_reset(h);
 	c->errbuf[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_URL, c->url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	MUST(curl_easy_setopt(h, CURLOPT_URL, c->url), "URL");
+	MUST(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps"), "PROTOCOLS_STR");
+	/* No proxy from the environment (ALL_PROXY): mail goes to the configured server only. */
+	MUST(curl_easy_setopt(h, CURLOPT_PROXY, ""), "PROXY");
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-	curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+	MUST(curl_easy_setopt(h, CURLOPT_VERBOSE, 1L), "VERBOSE");
+	MUST(curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug), "DEBUGFUNCTION");
 	curl_easy_setopt(h, CURLOPT_DEBUGDATA, c);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	MUST(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, seconds_up(s->timeout_ms));
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->total_timeout_ms);
+	MUST(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms),
+	     "CONNECTTIMEOUT_MS");
+	MUST(curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, seconds_up(s->timeout_ms)),
+	     "SERVER_RESPONSE_TIMEOUT");
+	MUST(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->total_timeout_ms), "TIMEOUT_MS");
 
 	if (s->tls == TLS_STARTTLS)
-		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+		MUST(curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL), "USE_SSL");
 	else if (s->tls == TLS_NONE)
-		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L);
+		MUST(curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE), "USE_SSL");
+	MUST(curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2), "SSLVERSION");
+	MUST(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, s->verify ? 1L : 0L), "SSL_VERIFYPEER");
+	MUST(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L), "SSL_VERIFYHOST");
 	if (s->ca_file != NULL)
-		curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
+		MUST(curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file), "CAINFO");
 
 	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
 	if (s->auth != AUTH_NONE && (s->tls != TLS_NONE || s->allow_plaintext_auth)) {
-		curl_easy_setopt(h, CURLOPT_USERNAME, s->username);
-		curl_easy_setopt(h, CURLOPT_PASSWORD, s->password);
-		curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, login_options(s->auth));
+		MUST(curl_easy_setopt(h, CURLOPT_USERNAME, s->username), "USERNAME");
+		MUST(curl_easy_setopt(h, CURLOPT_PASSWORD, s->password), "PASSWORD");
+		MUST(curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, login_options(s->auth)),
+		     "LOGIN_OPTIONS");
 	}
+	return 0;
 }
+
+#undef MUST
 
 static int64_t now_ms(void)
 {
@@ -400,22 +460,29 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Per session; what belongs to the connection (AUTH done, TLS up) is reset at its greeting,
+ * because a reused connection starts at MAIL without one. */
 static void session_begin(struct smtp_conn *c, struct smtp_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	buf_reset(&c->transcript);
 	memset(&c->reply, 0, sizeof(c->reply));
 	c->in_reply = false;
-	c->auth_done = false;
 	c->quitting = false;
-	c->tls_up = false;
 	c->ehlo_auth = false;
 	c->abort_reason = NULL;
 	c->stage = STAGE_CONNECT;
+	c->started = now_ms();
 }
 
-static enum outcome session_end(struct smtp_conn *c, CURLcode cc, int64_t start,
-                                struct smtp_result *r)
+static enum outcome session_fail(struct smtp_result *r, enum outcome o, const char *detail)
+{
+	r->outcome = o;
+	snprintf(r->detail, sizeof(r->detail), "%s", detail);
+	return o;
+}
+
+static enum outcome session_end(struct smtp_conn *c, CURLcode cc, struct smtp_result *r)
 {
 	enum smtp_stage stage = c->stage;
 	curl_off_t connect_us = 0, appconnect_us = 0;
@@ -439,57 +506,74 @@ static enum outcome session_end(struct smtp_conn *c, CURLcode cc, int64_t start,
 		r->stage = STAGE_AUTH;
 		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
 	}
-	if (cc != CURLE_OK && c->server->auth != AUTH_NONE && !c->auth_done &&
-	    (stage == STAGE_MAIL || stage == STAGE_RCPT) && r->reply.code == 530) {
-		size_t n = strlen(r->detail);
-		snprintf(r->detail + n, sizeof(r->detail) - n,
-		         " (AUTH was not performed: the server did not offer a permitted mechanism)");
+	r->elapsed_ms = now_ms() - c->started;
+	return r->outcome;
+}
+
+int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                    const char *msg, size_t len, struct smtp_result *r)
+{
+	char why[256];
+	struct err e;
+
+	session_begin(c, r);
+	session_release(c);
+	/* Callers check addresses; this is the last guard before they reach the wire. */
+	if (message_check_addr(mail_from, &e) < 0) {
+		session_fail(r, OUTCOME_PERMFAIL, "the envelope sender is not a valid address");
+		return -1;
 	}
-	r->elapsed_ms = now_ms() - start;
+	for (size_t i = 0; i < nrcpt; i++) {
+		if (message_check_addr(rcpt[i], &e) < 0) {
+			session_fail(r, OUTCOME_PERMFAIL, "an envelope recipient is not a valid address");
+			return -1;
+		}
+	}
+	if (nrcpt == 0) {
+		session_fail(r, OUTCOME_PERMFAIL, "no recipients");
+		return -1;
+	}
+	if (setup(c, why, sizeof(why)) < 0) {
+		session_fail(r, OUTCOME_TEMPFAIL, why);
+		return -1;
+	}
+	c->mail_from = xasprintf("<%s>", mail_from);
+	for (size_t i = 0; i < nrcpt; i++) {
+		char *to = xasprintf("<%s>", rcpt[i]);
+		struct curl_slist *n = curl_slist_append(c->rcpt_list, to);
+		free(to);
+		if (n == NULL) {
+			session_release(c);
+			session_fail(r, OUTCOME_TEMPFAIL, "out of memory");
+			return -1;
+		}
+		c->rcpt_list = n;
+	}
+	c->body = msg;
+	c->body_len = len;
+	c->body_off = 0;
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, c->mail_from);
+	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, c->rcpt_list);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	return 0;
+}
+
+enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r)
+{
+	session_end(c, (CURLcode)curl_code, r);
+	session_release(c);
 	return r->outcome;
 }
 
 enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
                        const char *msg, size_t len, struct smtp_result *r)
 {
-	struct curl_slist *list = NULL;
-	char *from;
-	int64_t start = now_ms();
-	CURLcode cc;
-
-	session_begin(c, r);
-	setup(c);
-	from = xasprintf("<%s>", mail_from);
-	for (size_t i = 0; i < nrcpt; i++) {
-		char *to = xasprintf("<%s>", rcpt[i]);
-		struct curl_slist *n = curl_slist_append(list, to);
-		free(to);
-		if (n == NULL) {
-			curl_slist_free_all(list);
-			free(from);
-			snprintf(r->detail, sizeof(r->detail), "out of memory");
-			r->outcome = OUTCOME_TEMPFAIL;
-			return r->outcome;
-		}
-		list = n;
-	}
-	c->body = msg;
-	c->body_len = len;
-	c->body_off = 0;
-	curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, from);
-	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, list);
-	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
-	curl_easy_setopt(c->curl, CURLOPT_READDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-	cc = curl_easy_perform(c->curl);
-	session_end(c, cc, start, r);
-	/* The handle must not keep pointers to what is freed now. */
-	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, NULL);
-	curl_slist_free_all(list);
-	free(from);
-	c->body = NULL;
-	return r->outcome;
+	if (smtp_send_begin(c, mail_from, rcpt, nrcpt, msg, len, r) < 0)
+		return r->outcome;
+	return smtp_send_end(c, curl_easy_perform(c->curl), r);
 }
 
 static void cert_expiry(struct smtp_conn *c, struct smtp_result *r)
@@ -548,55 +632,27 @@ static void probe_quit(struct smtp_conn *c)
 
 enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
 {
-	int64_t start = now_ms();
+	char why[256];
 	CURLcode cc;
 
 	session_begin(c, r);
-	setup(c);
+	if (setup(c, why, sizeof(why)) < 0)
+		return session_fail(r, OUTCOME_TEMPFAIL, why);
 	/* CONNECT_ONLY runs the whole SMTP connect phase: greeting, EHLO, STARTTLS, AUTH. */
 	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CERTINFO, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
 	cc = curl_easy_perform(c->curl);
-	session_end(c, cc, start, r);
+	session_end(c, cc, r);
 	if (cc == CURLE_OK) {
 		if (c->server->tls != TLS_NONE)
 			cert_expiry(c, r);
 		probe_quit(c);
 	}
-	/* Close now so the next use starts a fresh session. */
+	/* Close now; the next use makes a fresh handle and session. */
 	curl_easy_cleanup(c->curl);
-	c->curl = curl_easy_init();
+	c->curl = NULL;
 	return r->outcome;
-}
-
-static const char *stage_doing(enum smtp_stage s)
-{
-	switch (s) {
-	case STAGE_CONNECT:
-		return "connecting";
-	case STAGE_GREETING:
-		return "waiting for the server's greeting";
-	case STAGE_EHLO:
-		return "EHLO";
-	case STAGE_STARTTLS:
-		return "STARTTLS";
-	case STAGE_TLS:
-		return "TLS handshake";
-	case STAGE_AUTH:
-		return "AUTH";
-	case STAGE_MAIL:
-		return "MAIL FROM";
-	case STAGE_RCPT:
-		return "RCPT TO";
-	case STAGE_DATA:
-		return "DATA";
-	case STAGE_BODY:
-		return "the end of the message";
-	case STAGE_DONE:
-		return "done";
-	}
-	return "?";
 }
 
 enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct smtp_reply *reply,
@@ -642,10 +698,16 @@ enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct sm
 		snprintf(detail, detail_len, "cannot connect: %s", why);
 		return OUTCOME_TEMPFAIL;
 	case CURLE_OPERATION_TIMEDOUT:
-		snprintf(detail, detail_len, "timed out %s: %s",
-		         stage == STAGE_GREETING ? "waiting for the greeting (connected, server silent)"
-		                                 : stage_doing(stage),
-		         why);
+		if (stage == STAGE_BODY)
+			snprintf(detail, detail_len,
+			         "timed out waiting for the reply to the end of the message (it may have "
+			         "been delivered): %s",
+			         why);
+		else
+			snprintf(detail, detail_len, "timed out %s: %s",
+			         stage == STAGE_GREETING ? "waiting for the greeting (connected, server silent)"
+			                                 : stage_doing(stage),
+			         why);
 		return OUTCOME_TEMPFAIL;
 	case CURLE_USE_SSL_FAILED:
 		snprintf(detail, detail_len,

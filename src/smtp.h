@@ -56,6 +56,14 @@ void smtp_conn_free(struct smtp_conn *c);
 /* Sends one message (CRLF line ends). Returns the outcome, also stored in r. */
 enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
                        const char *msg, size_t len, struct smtp_result *r);
+/* The same in two steps, for an event loop: begin prepares the handle (smtp_conn_handle) that
+ * the caller adds to its multi handle; end takes libcurl's result. begin returns -1 with r
+ * filled when the session cannot start. */
+int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                    const char *msg, size_t len, struct smtp_result *r);
+enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r);
+void *smtp_conn_handle(struct smtp_conn *c); /* the CURL easy handle */
+
 /* Opens a session (TCP, TLS, EHLO, AUTH) and closes it without sending mail. */
 enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r);
 

@@ -91,6 +91,9 @@ int main(void)
 	         "TLS failed, nothing was sent: the server sent more than its 220");
 	classify(CURLE_WEIRD_SERVER_REPLY, STAGE_GREETING, "421 4.3.2 Service not available",
 	         OUTCOME_TEMPFAIL, "the server refused the session in its greeting: 421 4.3.2");
+	classify(CURLE_OPERATION_TIMEDOUT, STAGE_BODY, "354 go ahead", OUTCOME_TEMPFAIL,
+	         "timed out waiting for the reply to the end of the message (it may have been "
+	         "delivered)");
 	/* A positive last reply never decides a failure. */
 	classify(CURLE_SSL_CONNECT_ERROR, STAGE_TLS, "220 ready", OUTCOME_TEMPFAIL, "TLS failed");
 
