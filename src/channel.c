@@ -24,6 +24,10 @@ struct smtp_pool *smtp_pool_new(const struct config *c)
 
 struct smtp_conn *smtp_pool_get(struct smtp_pool *p, const struct server *s)
 {
+	/* Server entries live in one array, config->servers, and conns is parallel to it, so an
+	 * entry's index there is its connection's index: no lookup by name or host, and two
+	 * entries for the same host never share a connection. Callers pass entries of the pool's
+	 * own config; the range check only guards against a mistake. */
 	size_t i = (size_t)(s - p->config->servers);
 
 	if (i >= p->config->nservers)
@@ -57,21 +61,17 @@ enum outcome delivery_outcome(const struct attempt *a, size_t n)
 }
 
 enum outcome channel_deliver(const struct channel *ch, struct smtp_pool *pool,
-                             const struct server *only, const char *mail_from, char *const *rcpt,
-                             size_t nrcpt, const char *msg, size_t len, struct delivery *d)
+                             const char *mail_from, char *const *rcpt, size_t nrcpt,
+                             const char *msg, size_t len, struct delivery *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->attempts = xcalloc(ch->nservers, sizeof(*d->attempts));
 	for (size_t i = 0; i < ch->nservers; i++) {
 		const struct server *s = ch->servers[i];
-		struct attempt *a;
-		struct smtp_conn *conn;
+		struct attempt *a = &d->attempts[d->nattempts++];
+		struct smtp_conn *conn = smtp_pool_get(pool, s);
 
-		if (only != NULL && s != only)
-			continue;
-		a = &d->attempts[d->nattempts++];
 		a->server = s;
-		conn = smtp_pool_get(pool, s);
 		if (conn == NULL) {
 			a->result.outcome = OUTCOME_TEMPFAIL;
 			snprintf(a->result.detail, sizeof(a->result.detail), "cannot create a connection");

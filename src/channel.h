@@ -27,11 +27,11 @@ struct delivery {
 	const struct server *accepted_by;
 };
 
-/* Tries the channel's servers in order (or only `only`, when not NULL) until one accepts.
- * Every failure (connection, TLS, AUTH, SMTP) moves on to the next server. */
+/* Tries the channel's servers in order until one accepts. Every failure (connection, TLS,
+ * AUTH, SMTP) moves on to the next server. */
 enum outcome channel_deliver(const struct channel *ch, struct smtp_pool *pool,
-                             const struct server *only, const char *mail_from, char *const *rcpt,
-                             size_t nrcpt, const char *msg, size_t len, struct delivery *d);
+                             const char *mail_from, char *const *rcpt, size_t nrcpt,
+                             const char *msg, size_t len, struct delivery *d);
 void delivery_free(struct delivery *d);
 
 /* Pure: the outcome of a whole delivery from its attempts. */

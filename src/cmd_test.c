@@ -171,8 +171,7 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 		fflush(stdout);
 	}
 	pool = smtp_pool_new(cfg);
-	channel_deliver(ch, pool, NULL, n.mail_from, n.rcpt, n.nrcpt, n.message.data, n.message.len,
-	                &d);
+	channel_deliver(ch, pool, n.mail_from, n.rcpt, n.nrcpt, n.message.data, n.message.len, &d);
 	/* With -q a success prints nothing; a failure still shows every attempt. */
 	for (size_t i = 0; i < d.nattempts && (!quiet || d.outcome != OUTCOME_OK); i++)
 		print_attempt(&d.attempts[i]);

@@ -18,11 +18,6 @@ void log_init(const char *ident, int verbosity, bool use_syslog)
 		openlog(ident, LOG_PID, LOG_MAIL);
 }
 
-int log_verbosity(void)
-{
-	return log_level;
-}
-
 static int threshold(void)
 {
 	switch (log_level) {

@@ -7,7 +7,6 @@
 
 /* verbosity: 0 quiet (errors only), 1 normal (notices and up), 2 verbose (info), 3 debug. */
 void log_init(const char *ident, int verbosity, bool use_syslog);
-int log_verbosity(void);
 void log_msg(int priority, const char *subsystem, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
