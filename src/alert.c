@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "buf.h"
+#include "conf.h"
 
 static int scalar_field(const struct ynode *root, const char *key, char **out, struct err *e,
                         const char *name)
@@ -230,7 +230,6 @@ struct ynode *alert_template_data(const struct alert *a, const char *channel)
 	const struct ynode *labels = ynode_get(a->tree, "labels");
 	struct ynode *list = ynode_new_seq();
 	struct ynode *am = ynode_new_map();
-	char host[256];
 
 	ynode_map_set(d, "id", str_node(a->id));
 	ynode_map_set(d, "time", str_node(a->time_str));
@@ -250,10 +249,7 @@ struct ynode *alert_template_data(const struct alert *a, const char *channel)
 		ynode_map_set(is, a->severity, ynode_new_scalar("true", 4, true));
 		ynode_map_set(d, "severity_is", is);
 	}
-	if (gethostname(host, sizeof(host)) != 0)
-		host[0] = '\0';
-	host[sizeof(host) - 1] = '\0';
-	ynode_map_set(am, "hostname", str_node(host));
+	ynode_map_set(am, "hostname", str_node(config_host_name()));
 	ynode_map_set(am, "version", str_node(PACKAGE_VERSION));
 	ynode_map_set(d, "alertmail", am);
 	return d;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "alert.h"
 #include "channel.h"
@@ -17,7 +16,7 @@
 
 static struct alert *test_alert(const char *channel, struct err *e)
 {
-	char host[256];
+	const char *host = config_host_name();
 	time_t now = time(NULL);
 	struct ynode *t = ynode_new_map();
 	struct ynode *labels = ynode_new_map();
@@ -26,9 +25,6 @@ static struct alert *test_alert(const char *channel, struct err *e)
 	char *tid = xasprintf("test-%s", id);
 	char *desc;
 
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
 	desc = xasprintf("This is a test notification sent with 'alertmail test' through channel "
 	                 "'%s'.\nIf you can read this, the channel delivers.",
 	                 channel);

@@ -647,16 +647,6 @@ static bool template_exists(const struct config *c, const char *name)
 	return false;
 }
 
-static char *default_from(void)
-{
-	char host[256];
-
-	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	return xasprintf("alertmail@%s", host);
-}
-
 static void parse_top(struct cparse *p, struct config *c, const struct ynode *root)
 {
 	const struct ynode *n;
@@ -707,7 +697,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 				mailbox_free(&mb);
 		}
 	} else {
-		c->from = default_from();
+		c->from = xasprintf("alertmail@%s", config_host_name());
 	}
 
 	n = ynode_get(root, "servers");
@@ -832,6 +822,17 @@ void config_free(struct config *c)
 	free(c->default_channel);
 	buf_free(&c->warnings);
 	free(c);
+}
+
+const char *config_host_name(void)
+{
+	static char host[256];
+
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	/* POSIX leaves a truncated name without its NUL. */
+	host[sizeof(host) - 1] = '\0';
+	return host;
 }
 
 const char *config_default_path(const char *cli_path)

@@ -84,6 +84,10 @@ struct config {
 	struct buf warnings;
 };
 
+/* This machine's host name, for the defaults made from it (from, the EHLO name) and for
+ * templates; "localhost" when it has none. Valid until the next call. */
+const char *config_host_name(void);
+
 /* Where the config is: -c FILE, else $ALERTMAIL_CONFIG, else the compiled-in default. */
 const char *config_default_path(const char *cli_path);
 

@@ -278,6 +278,20 @@ int main(void)
 	ok(config_edit_distance("hots", "host") == 2 && config_edit_distance("", "abc") == 3,
 	   "edit distance");
 
+	/* The host name behind the defaults. */
+	{
+		char want[256];
+		if (gethostname(want, sizeof(want)) != 0 || want[0] == '\0')
+			snprintf(want, sizeof(want), "localhost");
+		want[sizeof(want) - 1] = '\0';
+		is_str(config_host_name(), want, "config_host_name is this machine's name");
+		c = load("templates: @D@/tpl\nservers:\n  s: { host: h }\n"
+		         "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+		snprintf(p, sizeof(p), "alertmail@%s", want);
+		is_str(c ? c->from : NULL, p, "from defaults to alertmail@<host name>");
+		config_free(c);
+	}
+
 	/* Config path resolution. */
 	setenv("ALERTMAIL_CONFIG", "/x/env.yaml", 1);
 	is_str(config_default_path("/cli.yaml"), "/cli.yaml", "-c wins");
