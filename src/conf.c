@@ -4,21 +4,19 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "duration.h"
 #include "err.h"
 #include "mailbox.h"
+#include "secret.h"
 
 #define CONFIG_MAX_SIZE (4 * 1024 * 1024)
-#define SECRET_MAX_SIZE 65536
 
 /* One parse: the file name for positions and every error found. */
 struct cparse {
@@ -250,78 +248,6 @@ static void free_str_list(char **v, size_t n)
 	free(v);
 }
 
-/* Reads a secret file: owned by anyone, but readable by nobody but its owner. */
-static char *read_secret_file(struct cparse *p, const struct ynode *at, const char *path)
-{
-	struct stat st;
-	char chunk[4096];
-	struct buf b;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		cerr(p, at, "password_file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		cerr(p, at, "password_file %s: not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		cerr(p, at,
-		     "password_file %s is accessible by group or others (mode %04o); "
-		     "make it private with: chmod 600 %s",
-		     path, (unsigned)(st.st_mode & 07777), path);
-		close(fd);
-		return NULL;
-	}
-	buf_init(&b);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			cerr(p, at, "password_file %s: %s", path, strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		if (b.len + (size_t)n > SECRET_MAX_SIZE) {
-			cerr(p, at, "password_file %s: larger than %d bytes", path, SECRET_MAX_SIZE);
-			n = -1;
-			break;
-		}
-		buf_add(&b, chunk, (size_t)n);
-	}
-	close(fd);
-	explicit_bzero(chunk, sizeof(chunk));
-	if (b.data == NULL) {
-		cerr(p, at, "password_file %s is empty", path);
-		return NULL;
-	}
-	/* One trailing line break is the editor's, not the password's. */
-	if (b.len > 0 && b.data[b.len - 1] == '\n')
-		b.data[--b.len] = '\0';
-	if (b.len > 0 && b.data[b.len - 1] == '\r')
-		b.data[--b.len] = '\0';
-	if (b.len == 0 || strlen(b.data) != b.len) {
-		cerr(p, at, "password_file %s is empty or contains a NUL byte", path);
-		explicit_bzero(b.data, b.cap);
-		buf_free(&b);
-		return NULL;
-	}
-	return buf_steal(&b);
-}
-
-static void free_secret(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static const char *const top_keys[] = {
 	"spool", "state", "templates", "from", "default_channel", "servers", "channels", "routes",
 	"retry", NULL,
@@ -342,6 +268,14 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 {
 	const struct ynode *n;
 	const struct ynode *pw_at = NULL;
+	static const struct {
+		const char *key;
+		enum secret_source source;
+	} pw_keys[] = {
+		{"password_file", SECRET_FILE},
+		{"password_env", SECRET_ENV},
+		{"password", SECRET_INLINE},
+	};
 	bool auth_bad = false; /* an unusable auth value: no follow-up errors about it */
 	int sources = 0;
 	char what[160];
@@ -417,41 +351,35 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 		s->auth = AUTH_AUTO;
 	}
 
-	n = ynode_get(map, "password_file");
-	if (n != NULL) {
-		char *path = get_str(p, n, "password_file");
+	/* At most one source is allowed (checked below); the first that yields a secret keeps
+	 * it, so that a second one cannot overwrite and leak it. */
+	for (size_t i = 0; i < sizeof(pw_keys) / sizeof(pw_keys[0]); i++) {
+		const char *pw_key = pw_keys[i].key;
+		char *where = NULL;
+		struct err e;
+
+		n = ynode_get(map, pw_key);
+		if (n == NULL)
+			continue;
 		sources++;
 		pw_at = n;
-		if (path != NULL)
-			s->password = read_secret_file(p, n, path);
-		free(path);
-	}
-	n = ynode_get(map, "password_env");
-	if (n != NULL) {
-		char *name = get_str(p, n, "password_env");
-		sources++;
-		pw_at = n;
-		if (name != NULL) {
-			const char *v = getenv(name);
-			if (v == NULL || *v == '\0')
-				cerr(p, n, "password_env: the environment variable %s is not set", name);
-			else if (s->password == NULL)
-				s->password = xstrdup(v);
-		}
-		free(name);
-	}
-	n = ynode_get(map, "password");
-	if (n != NULL) {
-		sources++;
-		pw_at = n;
-		if (expect_kind(p, n, YNODE_SCALAR, "password")) {
-			if (s->password == NULL)
-				s->password = xstrdup(n->str);
+		if (pw_keys[i].source == SECRET_INLINE) {
+			if (!expect_kind(p, n, YNODE_SCALAR, pw_key))
+				continue;
 			cwarn(p, n,
 			      "server '%s': an inline password is discouraged; use password_file "
 			      "(mode 0600) or password_env",
 			      s->name);
+		} else {
+			where = get_str(p, n, pw_key);
+			if (where == NULL)
+				continue;
 		}
+		if (s->password == NULL &&
+		    secret_resolve(pw_keys[i].source, where != NULL ? where : n->str, &s->password,
+		                   &e) < 0)
+			cerr(p, n, "%s: %s", pw_key, e.msg);
+		free(where);
 	}
 	if (sources > 1)
 		cerr(p, pw_at, "server '%s': give only one of password_file, password_env, password",
@@ -796,7 +724,7 @@ void config_free(struct config *c)
 		free(s->host);
 		free(s->ca_file);
 		free(s->username);
-		free_secret(s->password);
+		secret_free(s->password);
 		free(s->helo);
 	}
 	free(c->servers);

@@ -1,4 +1,4 @@
-/* The YAML config: parse with positions, defaults, cross-field validation, secrets. */
+/* The YAML config: parse with positions, defaults, cross-field validation. */
 #ifndef ALERTMAIL_CONF_H
 #define ALERTMAIL_CONF_H
 

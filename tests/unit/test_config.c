@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "secret.h"
 #include "tap.h"
 
 static char dir[256];
@@ -24,6 +25,109 @@ static void write_file(const char *p, const char *text, mode_t mode)
 	fputs(text, f);
 	fclose(f);
 	chmod(p, mode);
+}
+
+static void write_bytes(const char *p, const char *data, size_t len, mode_t mode)
+{
+	FILE *f = fopen(p, "w");
+
+	if (f == NULL || fwrite(data, 1, len, f) != len) {
+		perror(p);
+		exit(99);
+	}
+	fclose(f);
+	chmod(p, mode);
+}
+
+/* secret_read_file on a file of len bytes of data; returns its result, the secret in *out. */
+static int read_secret(const char *data, size_t len, char **out, struct err *e)
+{
+	char p[600];
+
+	snprintf(p, sizeof(p), "%s/secret", dir);
+	write_bytes(p, data, len, 0600);
+	return secret_read_file(p, out, e);
+}
+
+static void test_secret(void)
+{
+	char p[600], q[600];
+	char *big = malloc(SECRET_MAX_SIZE + 2);
+	char *out = (char *)1;
+	struct err e;
+	int rc;
+
+	if (big == NULL)
+		exit(99);
+	memset(big, 'x', SECRET_MAX_SIZE + 1);
+	rc = read_secret(big, SECRET_MAX_SIZE, &out, &e);
+	ok(rc == 0 && out != NULL && strlen(out) == SECRET_MAX_SIZE,
+	   "secret: a file of exactly %d bytes is read whole", SECRET_MAX_SIZE);
+	secret_free(out);
+	out = (char *)1;
+	rc = read_secret(big, SECRET_MAX_SIZE + 1, &out, &e);
+	ok(rc < 0 && out == NULL && strstr(e.msg, "larger than 65536 bytes") != NULL,
+	   "secret: one byte over the limit is refused, nothing returned: %s", e.msg);
+	/* The limit is on the file: a trailing line break past it does not make it fit. */
+	big[SECRET_MAX_SIZE] = '\n';
+	rc = read_secret(big, SECRET_MAX_SIZE + 1, &out, &e);
+	ok(rc < 0 && out == NULL, "secret: the limit is on the file, line break included");
+	free(big);
+
+	rc = read_secret("pw\r\n", 4, &out, &e);
+	is_str(rc == 0 ? out : NULL, "pw", "secret: a trailing CRLF is dropped");
+	secret_free(out);
+	rc = read_secret("pw\n\n", 4, &out, &e);
+	is_str(rc == 0 ? out : NULL, "pw\n", "secret: only one trailing line break is dropped");
+	secret_free(out);
+	rc = read_secret("\n", 1, &out, &e);
+	ok(rc < 0 && out == NULL && strstr(e.msg, "is empty") != NULL,
+	   "secret: a line break alone is an empty password");
+	rc = read_secret("", 0, &out, &e);
+	ok(rc < 0 && strstr(e.msg, "is empty") != NULL, "secret: an empty file is refused");
+	rc = read_secret("p\0w", 3, &out, &e);
+	ok(rc < 0 && out == NULL && strstr(e.msg, "NUL byte") != NULL,
+	   "secret: a NUL byte is refused");
+
+	snprintf(p, sizeof(p), "%s/secret.fifo", dir);
+	if (mkfifo(p, 0600) == 0) {
+		/* Without O_NONBLOCK the open would wait for a writer: fail instead of hanging. */
+		alarm(10);
+		rc = secret_read_file(p, &out, &e);
+		alarm(0);
+		ok(rc < 0 && out == NULL && strstr(e.msg, "not a regular file") != NULL,
+		   "secret: a FIFO is refused without blocking: %s", e.msg);
+	} else {
+		ok(0, "mkfifo %s", p);
+	}
+	rc = secret_read_file(dir, &out, &e);
+	ok(rc < 0 && strstr(e.msg, "not a regular file") != NULL, "secret: a directory is refused");
+	snprintf(p, sizeof(p), "%s/secret", dir);
+	snprintf(q, sizeof(q), "%s/secret.link", dir);
+	write_bytes(p, "pw", 2, 0600);
+	if (symlink(p, q) == 0) {
+		rc = secret_read_file(q, &out, &e);
+		ok(rc < 0 && out == NULL, "secret: a symbolic link is refused: %s", e.msg);
+	} else {
+		ok(0, "symlink %s", q);
+	}
+	chmod(p, 0604);
+	rc = secret_read_file(p, &out, &e);
+	ok(rc < 0 && strstr(e.msg, "(mode 0604)") != NULL && strstr(e.msg, "chmod 600") != NULL,
+	   "secret: a file others may read is refused");
+
+	setenv("ALERTMAIL_TEST_SECRET", "from env", 1);
+	rc = secret_resolve(SECRET_ENV, "ALERTMAIL_TEST_SECRET", &out, &e);
+	is_str(rc == 0 ? out : NULL, "from env", "secret: from the environment");
+	secret_free(out);
+	setenv("ALERTMAIL_TEST_SECRET", "", 1);
+	rc = secret_resolve(SECRET_ENV, "ALERTMAIL_TEST_SECRET", &out, &e);
+	ok(rc < 0 && out == NULL && strstr(e.msg, "ALERTMAIL_TEST_SECRET is not set") != NULL,
+	   "secret: an empty variable counts as unset");
+	rc = secret_resolve(SECRET_INLINE, "inline", &out, &e);
+	is_str(rc == 0 ? out : NULL, "inline", "secret: inline");
+	secret_free(out);
+	secret_free(NULL);
 }
 
 /* Writes the config (with the temp dir substituted for @D@) and loads it. */
@@ -82,6 +186,8 @@ int main(void)
 	snprintf(p, sizeof(p), "%s/tpl/default/subject.mustache", dir);
 	write_file(p, "{{title}}", 0644);
 	buf_init(&errors);
+
+	test_secret();
 
 	/* A full, valid config with the contract's keys. */
 	snprintf(p, sizeof(p), "%s/o365.pass", dir);
