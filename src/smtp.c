@@ -298,23 +298,17 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
 
 static char *make_url(const struct server *s)
 {
-	char host[256];
 	struct buf b;
 	char *esc;
-	const char *helo = s->helo;
+	const char *helo = s->helo != NULL ? s->helo : config_host_name();
 
-	if (helo == NULL) {
-		if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
-			snprintf(host, sizeof(host), "localhost");
-		host[sizeof(host) - 1] = '\0';
-		helo = host;
-	}
 	buf_init(&b);
 	buf_adds(&b, s->tls == TLS_IMPLICIT ? "smtps://" : "smtp://");
 	if (strchr(s->host, ':') != NULL)
 		buf_printf(&b, "[%s]", s->host);
 	else
 		buf_adds(&b, s->host);
+	/* libcurl takes the EHLO name from the URL's path. */
 	esc = curl_easy_escape(NULL, helo, 0);
 	buf_printf(&b, ":%ld/%s", s->port, esc ? esc : "localhost");
 	curl_free(esc);
