@@ -2,10 +2,11 @@
 
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,14 @@
 #include "secret.h"
 
 #define CONFIG_MAX_SIZE (4 * 1024 * 1024)
+/* Longer waits are mistakes; the bounds also keep every timeout in milliseconds within a
+ * 32-bit long, the type libcurl takes them as. */
+#define TIMEOUT_MAX_MS (3600 * 1000LL)
+#define TOTAL_TIMEOUT_MAX_MS (86400 * 1000LL)
+
+/* Server and channel names, and host names: letters, digits, '-', '.', and '_' (which
+ * internal host names use). */
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._"
 
 /* One parse: the file name for positions and every error found. */
 struct cparse {
@@ -26,19 +35,32 @@ struct cparse {
 	int nerrors;
 };
 
+/* Appends "file:line:column: message" and a line break to out. Values from the file are in
+ * messages, so control characters are escaped: each message stays one line of plain text. */
+__attribute__((format(printf, 4, 0))) static void
+add_message(struct buf *out, const char *file, const struct ynode *at, const char *fmt, va_list ap)
+{
+	struct buf msg;
+
+	if (at != NULL && at->line > 0)
+		buf_printf(out, "%s:%u:%u: ", file, at->line, at->column);
+	else
+		buf_printf(out, "%s: ", file);
+	buf_init(&msg);
+	buf_vprintf(&msg, fmt, ap);
+	buf_add_escaped(out, msg.data != NULL ? msg.data : "");
+	buf_free(&msg);
+	buf_addc(out, '\n');
+}
+
 __attribute__((format(printf, 3, 4))) static void cerr(struct cparse *p, const struct ynode *at,
                                                        const char *fmt, ...)
 {
 	va_list ap;
 
-	if (at != NULL && at->line > 0)
-		buf_printf(p->errors, "%s:%u:%u: ", p->file, at->line, at->column);
-	else
-		buf_printf(p->errors, "%s: ", p->file);
 	va_start(ap, fmt);
-	buf_vprintf(p->errors, fmt, ap);
+	add_message(p->errors, p->file, at, fmt, ap);
 	va_end(ap);
-	buf_addc(p->errors, '\n');
 	p->nerrors++;
 }
 
@@ -47,11 +69,9 @@ __attribute__((format(printf, 3, 4))) static void cwarn(struct cparse *p, const 
 {
 	va_list ap;
 
-	buf_printf(p->warnings, "%s:%u:%u: ", p->file, at->line, at->column);
 	va_start(ap, fmt);
-	buf_vprintf(p->warnings, fmt, ap);
+	add_message(p->warnings, p->file, at, fmt, ap);
 	va_end(ap);
-	buf_addc(p->warnings, '\n');
 }
 
 size_t config_edit_distance(const char *a, const char *b)
@@ -89,6 +109,9 @@ static const char *closest(const char *word, const char *const *known)
 {
 	const char *best = NULL;
 	size_t best_d = (size_t)-1;
+	/* One edit per three letters, and at least two: a typo or two in a key of any length is
+	 * forgiven, while a word that merely shares some letters with a known key gets no
+	 * suggestion (the caller lists the known keys instead). */
 	size_t limit = strlen(word) / 3 + 1;
 
 	if (limit < 2)
@@ -211,34 +234,98 @@ static bool get_duration(struct cparse *p, const struct ynode *n, const char *wh
 	return true;
 }
 
-/* A list of strings; a single string is taken as a list of one. */
-static char **get_str_list(struct cparse *p, const struct ynode *n, const char *what, size_t *count)
+/* A list of strings, where a single string is a list of one. list_count reports a list of
+ * the wrong shape and returns 0 for it; list_item gives each item's node, so that an error
+ * about an item points at that item. */
+static size_t list_count(struct cparse *p, const struct ynode *n, const char *what)
 {
-	char **v;
-
-	*count = 0;
-	if (n->kind == YNODE_SCALAR && !ynode_is_null(n)) {
-		char *s = get_str(p, n, what);
-		if (s == NULL)
-			return NULL;
-		v = xcalloc(1, sizeof(*v));
-		v[0] = s;
-		*count = 1;
-		return v;
-	}
+	if (n->kind == YNODE_SCALAR && !ynode_is_null(n))
+		return 1;
 	if (!expect_kind(p, n, YNODE_SEQ, what))
-		return NULL;
-	if (n->count == 0) {
+		return 0;
+	if (n->count == 0)
 		cerr(p, n, "%s: the list is empty", what);
+	return n->count;
+}
+
+static const struct ynode *list_item(const struct ynode *n, size_t i)
+{
+	return n->kind == YNODE_SEQ ? n->values[i] : n;
+}
+
+/* The daemon's working directory is not the config's: relative paths would mislead. */
+static char *get_path(struct cparse *p, const struct ynode *n, const char *what)
+{
+	char *v = get_str(p, n, what);
+
+	if (v != NULL && v[0] != '/') {
+		cerr(p, n, "%s: expected an absolute path, got '%s'", what, v);
+		free(v);
 		return NULL;
-	}
-	v = xcalloc(n->count, sizeof(*v));
-	for (size_t i = 0; i < n->count; i++) {
-		char *s = get_str(p, n->values[i], what);
-		if (s != NULL)
-			v[(*count)++] = s;
 	}
 	return v;
+}
+
+/* A sender or recipient: "Name <local@domain>" or a bare address. */
+static char *get_mailbox(struct cparse *p, const struct ynode *n, const char *what)
+{
+	char *v = get_str(p, n, what);
+	struct mailbox mb;
+	struct err e;
+
+	if (v == NULL)
+		return NULL;
+	if (mailbox_parse(v, &mb, &e) < 0) {
+		cerr(p, n, "%s: %s", what, e.msg);
+		free(v);
+		return NULL;
+	}
+	mailbox_free(&mb);
+	return v;
+}
+
+/* A timeout within [0, max_ms]; the lower bounds are cross-field checks. */
+static void get_timeout(struct cparse *p, const struct ynode *n, const char *what, int64_t max_ms,
+                        int64_t *out)
+{
+	int64_t v;
+	char max[32];
+
+	if (!get_duration(p, n, what, &v))
+		return;
+	if (v > max_ms) {
+		duration_format(max_ms, max, sizeof(max));
+		cerr(p, n, "%s: expected at most %s, got '%s'", what, max, n->str);
+		return;
+	}
+	*out = v;
+}
+
+/* What goes into the server's URL: a host name, an IPv4 address or an IPv6 address. Nothing
+ * else ('@', '/', '?', '#', spaces) can change what the URL means. */
+static bool host_valid(const char *h)
+{
+	unsigned char addr[16];
+	size_t len = strlen(h);
+
+	if (strchr(h, ':') != NULL)
+		return strspn(h, "0123456789abcdefABCDEF:.") == len &&
+		       inet_pton(AF_INET6, h, addr) == 1;
+	/* Only digits and dots: an IPv4 address, never a name. */
+	if (len > 0 && strspn(h, "0123456789.") == len)
+		return inet_pton(AF_INET, h, addr) == 1;
+	if (len == 0 || len > 253 || strspn(h, NAME_CHARS) != len)
+		return false;
+	return h[0] != '-' && h[0] != '.' && strstr(h, "..") == NULL;
+}
+
+/* Server and channel names appear in every log line about them and on command lines: plain
+ * words only, so that no control character reaches a log and none needs quoting. */
+static void check_name(struct cparse *p, const struct ynode *key, const char *what)
+{
+	if (key->len > 0 && strspn(key->str, NAME_CHARS) == key->len)
+		return;
+	cerr(p, key, "%s name '%s': use only letters, digits, '-', '.' and '_'", what, key->str);
 }
 
 static void free_str_list(char **v, size_t n)
@@ -297,10 +384,19 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 	check_keys(p, map, what, server_keys);
 
 	n = ynode_get(map, "host");
-	if (n == NULL)
+	if (n == NULL) {
 		cerr(p, key, "server '%s': 'host' is missing", s->name);
-	else
+	} else {
 		s->host = get_str(p, n, "host");
+		if (s->host != NULL && !host_valid(s->host)) {
+			cerr(p, n,
+			     "host: expected a host name (letters, digits, '-', '.', '_'), "
+			     "an IPv4 or an IPv6 address, got '%s'",
+			     s->host);
+			free(s->host);
+			s->host = NULL;
+		}
+	}
 	n = ynode_get(map, "tls");
 	if (n != NULL && expect_kind(p, n, YNODE_SCALAR, "tls")) {
 		if (strcmp(n->str, "starttls") == 0)
@@ -325,7 +421,7 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 	}
 	n = ynode_get(map, "ca_file");
 	if (n != NULL) {
-		s->ca_file = get_str(p, n, "ca_file");
+		s->ca_file = get_path(p, n, "ca_file");
 		if (s->ca_file != NULL && access(s->ca_file, R_OK) != 0)
 			cerr(p, n, "ca_file %s: %s", s->ca_file, strerror(errno));
 	}
@@ -370,6 +466,10 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 			      "server '%s': an inline password is discouraged; use password_file "
 			      "(mode 0600) or password_env",
 			      s->name);
+		} else if (pw_keys[i].source == SECRET_FILE) {
+			where = get_path(p, n, pw_key);
+			if (where == NULL)
+				continue;
 		} else {
 			where = get_str(p, n, pw_key);
 			if (where == NULL)
@@ -408,15 +508,15 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 
 	n = ynode_get(map, "timeout");
 	if (n != NULL)
-		get_duration(p, n, "timeout", &s->timeout_ms);
+		get_timeout(p, n, "timeout", TIMEOUT_MAX_MS, &s->timeout_ms);
 	n = ynode_get(map, "connect_timeout");
 	if (n != NULL)
-		get_duration(p, n, "connect_timeout", &s->connect_timeout_ms);
+		get_timeout(p, n, "connect_timeout", TIMEOUT_MAX_MS, &s->connect_timeout_ms);
 	if (s->connect_timeout_ms < 0)
 		s->connect_timeout_ms = s->timeout_ms;
 	n = ynode_get(map, "total_timeout");
 	if (n != NULL)
-		get_duration(p, n, "total_timeout", &s->total_timeout_ms);
+		get_timeout(p, n, "total_timeout", TOTAL_TIMEOUT_MAX_MS, &s->total_timeout_ms);
 	if (s->timeout_ms < 1000 || s->connect_timeout_ms < 1000)
 		cerr(p, key, "server '%s': timeouts must be at least 1s", s->name);
 	if (s->total_timeout_ms < s->timeout_ms)
@@ -440,6 +540,14 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 	}
 }
 
+static bool channel_has_server(const struct channel *ch, const struct server *s)
+{
+	for (size_t i = 0; i < ch->nservers; i++)
+		if (ch->servers[i] == s)
+			return true;
+	return false;
+}
+
 static void parse_channel(struct cparse *p, const struct config *c, struct channel *ch,
                           const struct ynode *key, const struct ynode *map)
 {
@@ -460,44 +568,47 @@ static void parse_channel(struct cparse *p, const struct config *c, struct chann
 		cerr(p, key, "channel '%s': 'servers' is missing (a list of server names, primary first)",
 		     ch->name);
 	} else {
-		size_t count;
-		const struct ynode *items = n;
-		char **names = get_str_list(p, n, "servers", &count);
+		size_t count = list_count(p, n, "servers");
+
 		ch->servers = xcalloc(count ? count : 1, sizeof(*ch->servers));
 		for (size_t i = 0; i < count; i++) {
-			const struct ynode *at = items->kind == YNODE_SEQ ? items->values[i] : items;
-			struct server *s = (struct server *)config_server(c, names[i]);
+			const struct ynode *at = list_item(n, i);
+			char *name = get_str(p, at, "servers");
+			struct server *s;
+
+			if (name == NULL)
+				continue;
+			s = (struct server *)config_server(c, name);
 			if (s == NULL) {
 				struct buf kb;
 				buf_init(&kb);
 				for (size_t j = 0; j < c->nservers; j++)
 					buf_printf(&kb, "%s%s", j ? ", " : "", c->servers[j].name);
-				cerr(p, at, "channel '%s': unknown server '%s'; servers defined: %s", ch->name,
-				     names[i], kb.data ? kb.data : "(none)");
+				cerr(p, at,
+				     "channel '%s': unknown server '%s'; servers defined: %s",
+				     ch->name, name, kb.data ? kb.data : "(none)");
 				buf_free(&kb);
-				continue;
+			} else if (channel_has_server(ch, s)) {
+				cerr(p, at, "channel '%s': server '%s' is listed twice", ch->name,
+				     name);
+			} else {
+				ch->servers[ch->nservers++] = s;
 			}
-			for (size_t j = 0; j < ch->nservers; j++)
-				if (ch->servers[j] == s)
-					cerr(p, at, "channel '%s': server '%s' is listed twice", ch->name, names[i]);
-			ch->servers[ch->nservers++] = s;
+			free(name);
 		}
-		free_str_list(names, count);
 	}
 	n = ynode_get(map, "to");
 	if (n == NULL) {
-		cerr(p, key, "channel '%s': 'to' is missing (a list of recipient addresses)", ch->name);
+		cerr(p, key, "channel '%s': 'to' is missing (a list of recipient addresses)",
+		     ch->name);
 	} else {
-		ch->to = get_str_list(p, n, "to", &ch->nto);
-		for (size_t i = 0; i < ch->nto; i++) {
-			struct mailbox mb;
-			struct err e;
-			const struct ynode *at = n->kind == YNODE_SEQ ? n->values[i] : n;
-			if (mailbox_parse(ch->to[i], &mb, &e) < 0) {
-				cerr(p, at, "to: %s", e.msg);
-				continue;
-			}
-			mailbox_free(&mb);
+		size_t count = list_count(p, n, "to");
+
+		ch->to = xcalloc(count ? count : 1, sizeof(*ch->to));
+		for (size_t i = 0; i < count; i++) {
+			char *addr = get_mailbox(p, list_item(n, i), "to");
+			if (addr != NULL)
+				ch->to[ch->nto++] = addr;
 		}
 	}
 	n = ynode_get(map, "template");
@@ -509,20 +620,28 @@ static void parse_channel(struct cparse *p, const struct config *c, struct chann
 		ch->template = NULL;
 	}
 	n = ynode_get(map, "from");
-	if (n != NULL) {
-		ch->from = get_str(p, n, "from");
-		if (ch->from != NULL) {
-			struct mailbox mb;
-			struct err e;
-			if (mailbox_parse(ch->from, &mb, &e) < 0)
-				cerr(p, n, "from: %s", e.msg);
-			else
-				mailbox_free(&mb);
-		}
-	}
+	if (n != NULL)
+		ch->from = get_mailbox(p, n, "from");
 	n = ynode_get(map, "switch_back_after");
 	if (n != NULL)
 		get_duration(p, n, "switch_back_after", &ch->switch_back_after_ms);
+}
+
+static void parse_route_channels(struct cparse *p, const struct config *c, struct route *r,
+                                 const struct ynode *n, const char *what)
+{
+	size_t count = list_count(p, n, what);
+
+	r->channels = xcalloc(count ? count : 1, sizeof(*r->channels));
+	for (size_t i = 0; i < count; i++) {
+		const struct ynode *at = list_item(n, i);
+		char *name = get_str(p, at, what);
+		if (name == NULL)
+			continue;
+		if (config_channel(c, name) == NULL)
+			cerr(p, at, "route: unknown channel '%s'", name);
+		r->channels[r->nchannels++] = name;
+	}
 }
 
 static void parse_route(struct cparse *p, const struct config *c, struct route *r,
@@ -550,11 +669,8 @@ static void parse_route(struct cparse *p, const struct config *c, struct route *
 	else if (one == NULL && many == NULL)
 		cerr(p, map, "a route needs 'channel' (or 'channels')");
 	else
-		r->channels = get_str_list(p, one ? one : many, one ? "channel" : "channels",
-		                           &r->nchannels);
-	for (size_t i = 0; i < r->nchannels; i++)
-		if (config_channel(c, r->channels[i]) == NULL)
-			cerr(p, one ? one : many, "route: unknown channel '%s'", r->channels[i]);
+		parse_route_channels(p, c, r, one != NULL ? one : many,
+		                     one != NULL ? "channel" : "channels");
 	n = ynode_get(map, "continue");
 	if (n != NULL)
 		get_bool(p, n, "continue", &r->cont);
@@ -589,6 +705,9 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 		return;
 	check_keys(p, root, "the config", top_keys);
 
+	/* spool, state and templates get the same checks: a table of their offsets in struct
+	 * config runs them in one loop instead of three copies, and replaces a default only
+	 * with a valid path. */
 	static const struct {
 		const char *key;
 		size_t offset;
@@ -602,28 +721,15 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 		n = ynode_get(root, paths[i].key);
 		if (n == NULL)
 			continue;
-		char *v = get_str(p, n, paths[i].key);
+		char *v = get_path(p, n, paths[i].key);
 		if (v == NULL)
 			continue;
-		if (v[0] != '/') {
-			cerr(p, n, "%s: expected an absolute path, got '%s'", paths[i].key, v);
-			free(v);
-			continue;
-		}
 		free(*slot);
 		*slot = v;
 	}
 	n = ynode_get(root, "from");
 	if (n != NULL) {
-		c->from = get_str(p, n, "from");
-		if (c->from != NULL) {
-			struct mailbox mb;
-			struct err e;
-			if (mailbox_parse(c->from, &mb, &e) < 0)
-				cerr(p, n, "from: %s", e.msg);
-			else
-				mailbox_free(&mb);
-		}
+		c->from = get_mailbox(p, n, "from");
 	} else {
 		c->from = xasprintf("alertmail@%s", config_host_name());
 	}
@@ -631,14 +737,18 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	n = ynode_get(root, "servers");
 	if (n != NULL && expect_kind(p, n, YNODE_MAP, "servers")) {
 		c->servers = xcalloc(n->count ? n->count : 1, sizeof(*c->servers));
-		for (size_t i = 0; i < n->count; i++)
+		for (size_t i = 0; i < n->count; i++) {
+			check_name(p, n->keys[i], "server");
 			parse_server(p, &c->servers[c->nservers++], n->keys[i], n->values[i]);
+		}
 	}
 	n = ynode_get(root, "channels");
 	if (n != NULL && expect_kind(p, n, YNODE_MAP, "channels")) {
 		c->channels = xcalloc(n->count ? n->count : 1, sizeof(*c->channels));
-		for (size_t i = 0; i < n->count; i++)
+		for (size_t i = 0; i < n->count; i++) {
+			check_name(p, n->keys[i], "channel");
 			parse_channel(p, c, &c->channels[c->nchannels++], n->keys[i], n->values[i]);
+		}
 	}
 	n = ynode_get(root, "routes");
 	if (n != NULL && expect_kind(p, n, YNODE_SEQ, "routes")) {

@@ -381,6 +381,118 @@ int main(void)
 	c = load(BASE "servers:\n  s: { host: h }\nchannels:\n  ops: { servers: [s], to: a@b.c, template: ../x }\n");
 	ok(c == NULL && has("must not contain '/'"), "template names cannot escape the directory");
 
+	/* Timeouts are bounded, so that no later conversion can overflow. */
+	c = load(BASE "servers:\n  s: { host: h, timeout: 1h, connect_timeout: 1h, "
+	              "total_timeout: 1d }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && c->servers[0].timeout_ms == 3600000 &&
+	       c->servers[0].connect_timeout_ms == 3600000 &&
+	       c->servers[0].total_timeout_ms == 86400000,
+	   "timeouts at their bounds (1h, 1h, 1d) are accepted%s", c ? "" : errors.data);
+	config_free(c);
+	c = load(BASE "servers:\n  s:\n    host: h\n    timeout: 61m\n    connect_timeout: 2h\n"
+	              "    total_timeout: 1d1ms\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	snprintf(p, sizeof(p), "%s:6:14: timeout: expected at most 1h, got '61m'", path);
+	ok(c == NULL && has(p), "timeout over 1h refused with position: %s", errors.data);
+	snprintf(p, sizeof(p), "%s:7:22: connect_timeout: expected at most 1h, got '2h'", path);
+	ok(has(p), "connect_timeout over 1h refused with position");
+	snprintf(p, sizeof(p), "%s:8:20: total_timeout: expected at most 1d, got '1d1ms'", path);
+	ok(has(p), "total_timeout over 1d refused with position");
+
+	/* Hosts: a name, an IPv4 or an IPv6 address; nothing that changes the URL. */
+	{
+		static const char *const good[] = {
+		    "smtp.office365.com", "relay_1.internal", "localhost",
+		    "mail.example.com.",  "127.0.0.1",        "::1",
+		    "2001:db8::25",       "::ffff:192.0.2.1", "xn--bcher-kva.example",
+		};
+		static const char *const bad[] = {
+		    "a@b",          "/",    "h/path",    "h?x",       "h#x",   "-h",
+		    ".h",           "a..b", "1.2.3",     "999.1.1.1", "1:2:3", "'[::1]'",
+		    "fe80::1%eth0", "h x",  "user:pw@h", "\"\"",      "h:25",
+		};
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			char text[400];
+			snprintf(text, sizeof(text),
+			         BASE "servers:\n  s:\n    host: \"%s\"\n"
+			              "channels:\n  ops: { servers: [s], to: a@b.c }\n",
+			         good[i]);
+			c = load(text);
+			ok(c != NULL, "host '%s' accepted%s", good[i], c ? "" : errors.data);
+			config_free(c);
+		}
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char text[400];
+			snprintf(text, sizeof(text),
+			         BASE "servers:\n  s:\n    host: %s\n"
+			              "channels:\n  ops: { servers: [s], to: a@b.c }\n",
+			         bad[i]);
+			c = load(text);
+			snprintf(p, sizeof(p), "%s:5:11: host: expected a host name", path);
+			ok(c == NULL && has(p) && lines() == 1, "host %s refused with position: %s",
+			   bad[i], errors.data);
+		}
+	}
+
+	/* Names of servers and channels: plain words, and nothing raw in the messages. */
+	c = load(BASE "servers:\n  \"my relay\": { host: h }\n  ok-1.a_b: { host: h }\n"
+	              "channels:\n  \"ops\\x01\": { servers: [ok-1.a_b], to: a@b.c }\n");
+	snprintf(p, sizeof(p),
+	         "%s:4:3: server name 'my relay': use only letters, digits, '-', '.' and '_'",
+	         path);
+	ok(c == NULL && has(p), "a server name with a space is refused with position: %s",
+	   errors.data);
+	snprintf(p, sizeof(p), "%s:7:3: channel name 'ops\\x01': use only", path);
+	ok(has(p), "a channel name with a control character is refused, the character escaped");
+	ok(strchr(errors.data, '\x01') == NULL, "no control character in the errors");
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c, \"x\\ny\": 1 }\n");
+	ok(c == NULL && has("unknown key 'x\\ny'") && lines() == 1,
+	   "an unknown key's line break is escaped: %s", errors.data);
+
+	/* Paths a daemon opens must be absolute. */
+	snprintf(p, sizeof(p), "%s/o365.pass", dir);
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: o365.pass\n"
+	              "    ca_file: ca.pem\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	snprintf(p, sizeof(p), "%s:7:20: password_file: expected an absolute path, got 'o365.pass'",
+	         path);
+	ok(c == NULL && has(p), "a relative password_file is refused with position: %s",
+	   errors.data);
+	snprintf(p, sizeof(p), "%s:8:14: ca_file: expected an absolute path, got 'ca.pem'", path);
+	ok(has(p), "a relative ca_file is refused with position");
+	ok(lines() == 2, "and nothing else (%zu lines)", lines());
+
+	/* Each list item's error points at that item, after an item that failed before it. */
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [{x: 1}, nosuch], to: a@b.c }\n");
+	snprintf(p, sizeof(p), "%s:6:28: channel 'ops': unknown server 'nosuch'", path);
+	ok(c == NULL && has(p), "unknown server after a bad item: the right position: %s",
+	   errors.data);
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: [[a], \"bad address\"] }\n");
+	snprintf(p, sizeof(p), "%s:6:34: to: ", path);
+	ok(c == NULL && has(p) && lines() == 2,
+	   "bad recipient after a bad item: the right position: %s", errors.data);
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [1, s, s], to: a@b.c }\n");
+	snprintf(p, sizeof(p), "%s:6:26: channel 'ops': server 's' is listed twice", path);
+	ok(c == NULL && has(p), "a server listed twice: the second one's position: %s",
+	   errors.data);
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n"
+	              "routes:\n  - channels: [{}, ops, nope]\n");
+	snprintf(p, sizeof(p), "%s:8:25: route: unknown channel 'nope'", path);
+	ok(c == NULL && has(p), "route channels: the unknown one's position: %s", errors.data);
+
+	/* from and to are checked alike, wherever they are. */
+	c = load("templates: @D@/tpl\nfrom: \"no at sign\"\nservers:\n  s: { host: h }\n"
+	         "channels:\n  ops: { servers: [s], to: \"x y\", from: \"<bad\" }\n");
+	ok(c == NULL && has(":2:7: from: ") && has(":6:28: to: ") && has(":6:41: from: ") &&
+	       lines() == 3,
+	   "bad from (top and channel) and to, each with its position: %s", errors.data);
+
 	ok(config_edit_distance("hots", "host") == 2 && config_edit_distance("", "abc") == 3,
 	   "edit distance");
 
