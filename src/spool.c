@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -67,12 +66,21 @@ int spool_open(const char *root, bool create, struct spool **out, struct err *e)
 
 	*out = NULL;
 	s->root = xstrdup(root);
+	s->rootfd = -1;
 	s->lockfd = -1;
 	for (int i = 0; i < SPOOL_NDIRS; i++)
 		s->fd[i] = -1;
-	if (create && mkdir(root, 02750) < 0 && errno != EEXIST) {
-		err_set(e, "spool: cannot create %s: %s", root, strerror(errno));
-		goto fail;
+	if (create) {
+		if (mkdir(root, 0700) == 0) {
+			/* As below: the umask must not take the group's way in to tmp/ and new/. */
+			if (chmod(root, 02750) < 0) {
+				err_set(e, "spool: chmod %s: %s", root, strerror(errno));
+				goto fail;
+			}
+		} else if (errno != EEXIST) {
+			err_set(e, "spool: cannot create %s: %s", root, strerror(errno));
+			goto fail;
+		}
 	}
 	s->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->rootfd < 0) {
@@ -132,6 +140,17 @@ static long read_pid(int fd)
 	return (end == b || pid <= 0) ? 0 : pid;
 }
 
+/* An open-file-description lock: the holder's, released when the daemon exits however it
+ * exits, and testable (F_OFD_GETLK) without taking it, so a look never blocks a start. */
+static int lock_op(int fd, int cmd, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+
+	if (fcntl(fd, cmd, &fl) < 0)
+		return -1;
+	return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 0;
+}
+
 int spool_lock(struct spool *s, struct err *e)
 {
 	char b[32];
@@ -142,13 +161,14 @@ int spool_lock(struct spool *s, struct err *e)
 		err_set(e, "spool: %s/.lock: %s", s->root, strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		long pid = read_pid(fd);
-		if (errno == EWOULDBLOCK)
+	fchmod(fd, 0644);
+	if (lock_op(fd, F_OFD_SETLK, F_WRLCK) < 0) {
+		int saved = errno;
+		if (saved == EAGAIN || saved == EACCES)
 			err_set(e, "spool: %s is in use by another alertmail daemon (PID %ld)", s->root,
-			        pid);
+			        read_pid(fd));
 		else
-			err_set(e, "spool: lock %s/.lock: %s", s->root, strerror(errno));
+			err_set(e, "spool: lock %s/.lock: %s", s->root, strerror(saved));
 		close(fd);
 		return -1;
 	}
@@ -169,8 +189,7 @@ long spool_lock_holder(struct spool *s)
 
 	if (fd < 0)
 		return 0;
-	/* A shared lock succeeds only when no daemon holds the exclusive one. */
-	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+	if (lock_op(fd, F_OFD_GETLK, F_RDLCK) == 1)
 		pid = read_pid(fd);
 	close(fd);
 	return pid;
@@ -205,6 +224,7 @@ static int write_file_at(struct spool *s, enum spool_dir d, const char *name, co
 		err_set(e, "spool: create %s/%s/%s: %s", s->root, dirs[d].name, tmp, strerror(errno));
 		return -1;
 	}
+	fchmod(fd, 0640); /* the group reads it whatever the umask */
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		err_set(e, "spool: write %s/%s/%s: %s", s->root, dirs[d].name, tmp, strerror(errno));
 		close(fd);
@@ -244,7 +264,8 @@ int spool_submit(struct spool *s, const void *data, size_t len, char name[SPOOL_
 		err_set(e, "spool: create %s/tmp/%s: %s", s->root, name, strerror(errno));
 		return -1;
 	}
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	/* The daemon may be another user of the group: it must be able to read what we write. */
+	if (write_all(fd, data, len) < 0 || fchmod(fd, 0640) < 0 || fsync(fd) < 0) {
 		err_set(e, "spool: write %s/tmp/%s: %s", s->root, name, strerror(errno));
 		close(fd);
 		unlinkat(s->fd[SPOOL_TMP], name, 0);
@@ -311,8 +332,8 @@ int spool_read(struct spool *s, enum spool_dir d, const char *qid, size_t max, s
 		return -1;
 	}
 	if ((uint64_t)st.st_size > max) {
-		err_set(e, "the alert is %lld bytes, more than the limit of %zu", (long long)st.st_size,
-		        max);
+		err_set(e, "spool: %s/%s: %lld bytes, more than the limit of %zu", dirs[d].name, qid,
+		        (long long)st.st_size, max);
 		close(fd);
 		return -1;
 	}
@@ -328,7 +349,8 @@ int spool_read(struct spool *s, enum spool_dir d, const char *qid, size_t max, s
 		if (n == 0)
 			break;
 		if (out->len + (size_t)n > max) {
-			err_set(e, "the alert grew beyond the limit of %zu bytes", max);
+			err_set(e, "spool: %s/%s: grew beyond the limit of %zu bytes", dirs[d].name, qid,
+			        max);
 			close(fd);
 			return -1;
 		}
@@ -402,7 +424,7 @@ static void copy_field(char *dst, size_t size, const char *v, size_t len)
 int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 {
 	const char *p = text, *end = text + len;
-	int seen = 0;
+	unsigned seen = 0; /* one bit per numeric key */
 
 	memset(m, 0, sizeof(*m));
 	buf_init(&m->history);
@@ -428,6 +450,10 @@ int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 			} else if (klen == 10 && memcmp(p, "last_error", 10) == 0) {
 				copy_field(m->last_error, sizeof(m->last_error), val, vlen);
 			} else {
+				if (vlen >= sizeof(num)) {
+					spool_meta_free(m);
+					return -1;
+				}
 				copy_field(num, sizeof(num), val, vlen);
 				errno = 0;
 				v = strtoll(num, &stop, 10);
@@ -435,24 +461,27 @@ int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 					spool_meta_free(m);
 					return -1;
 				}
-				if (klen == 8 && memcmp(p, "attempts", 8) == 0 && v >= 0 && v < 1000000)
+				if (klen == 8 && memcmp(p, "attempts", 8) == 0 && v >= 0 && v < 1000000) {
 					m->attempts = (int)v;
-				else if (klen == 8 && memcmp(p, "received", 8) == 0)
+					seen |= 1;
+				} else if (klen == 8 && memcmp(p, "received", 8) == 0) {
 					m->received = (time_t)v;
-				else if (klen == 12 && memcmp(p, "first_failed", 12) == 0)
+					seen |= 2;
+				} else if (klen == 12 && memcmp(p, "first_failed", 12) == 0) {
 					m->first_failed = (time_t)v;
-				else if (klen == 12 && memcmp(p, "next_attempt", 12) == 0)
+					seen |= 4;
+				} else if (klen == 12 && memcmp(p, "next_attempt", 12) == 0) {
 					m->next_attempt = (time_t)v;
-				else {
+					seen |= 8;
+				} else {
 					spool_meta_free(m);
 					return -1;
 				}
-				seen++;
 			}
 		}
 		p += n + (nl ? 1 : 0);
 	}
-	if (seen != 4) {
+	if (seen != 15) {
 		spool_meta_free(m);
 		return -1;
 	}
@@ -507,8 +536,10 @@ int spool_defer(struct spool *s, const char *qid, const struct spool_meta *m, st
 	buf_free(&b);
 	if (rc < 0 || sync_dir(s, SPOOL_META, e) < 0)
 		return -1;
-	if (move(s, SPOOL_ACTIVE, qid, SPOOL_DEFERRED, e) < 0)
+	if (move(s, SPOOL_ACTIVE, qid, SPOOL_DEFERRED, e) < 0) {
+		unlinkat(s->fd[SPOOL_META], qid, 0);
 		return -1;
+	}
 	return sync_dir(s, SPOOL_DEFERRED, e);
 }
 
@@ -527,8 +558,10 @@ int spool_fail(struct spool *s, enum spool_dir from, const char *qid, const char
 	/* The reason first: an alert in failed/ always has one. */
 	if (write_file_at(s, SPOOL_FAILED, rname, reason, strlen(reason), e) < 0)
 		return -1;
-	if (move(s, from, qid, SPOOL_FAILED, e) < 0)
+	if (move(s, from, qid, SPOOL_FAILED, e) < 0) {
+		unlinkat(s->fd[SPOOL_FAILED], rname, 0);
 		return -1;
+	}
 	if (sync_dir(s, SPOOL_FAILED, e) < 0)
 		return -1;
 	unlinkat(s->fd[SPOOL_META], qid, 0);

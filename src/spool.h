@@ -36,14 +36,15 @@ enum spool_dir {
 
 struct spool;
 
-/* Opens the spool at root; with create, makes missing directories (mode 02770 for tmp/ and new/
- * so that a group may submit, 0700 for the daemon's own). */
+/* Opens the spool at root; with create, makes missing directories: the root 02750, tmp/ and
+ * new/ 02770 so that the group may submit, the daemon's own 02750 so that it may look. */
 int spool_open(const char *root, bool create, struct spool **out, struct err *e);
 void spool_close(struct spool *s);
 const char *spool_root(const struct spool *s);
 const char *spool_dir_name(enum spool_dir d);
 
-/* The daemon's exclusive claim on the spool: a lock on root/.lock (flock) holding its PID.
+/* The daemon's exclusive claim on the spool: a lock on root/.lock (an open file description
+ * lock, fcntl F_OFD_SETLK) holding its PID.
  * A second daemon on the same spool is refused with the PID of the first. */
 int spool_lock(struct spool *s, struct err *e);
 /* The PID of the daemon holding the lock, or 0 when none does. */
