@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +45,9 @@ void ynode_free(struct ynode *n)
 	}
 	free(n->keys);
 	free(n->values);
+	/* A scalar may be a password (an inline one in the config): wipe it. */
+	if (n->str != NULL)
+		explicit_bzero(n->str, n->len);
 	free(n->str);
 	free(n);
 }
@@ -142,6 +146,8 @@ static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
 		n->str = xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
 		n->len = ev->data.scalar.length;
 		n->plain = ev->data.scalar.plain_implicit && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		/* libyaml frees its copy without wiping it, and it may be a password. */
+		explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
 		*out = n;
 		break;
 	case YAML_MAPPING_START_EVENT:
@@ -238,46 +244,60 @@ out:
 
 int ytree_parse_file(const char *path, size_t max_size, struct ynode **out, struct err *e)
 {
-	struct buf b;
 	struct stat st;
-	char chunk[65536];
-	int fd, rc;
+	char *b = NULL;
+	size_t cap = 0, len = 0;
+	int fd, rc = -1;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in the file's place must not hang the program; it is refused below
+	 * like any other file that is not regular. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		err_set(e, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		err_set(e, "%s: not a regular file", path);
-		close(fd);
-		return -1;
+	if (fstat(fd, &st) < 0) {
+		err_set(e, "%s: %s", path, strerror(errno));
+		goto out;
 	}
-	buf_init(&b);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
+	if (!S_ISREG(st.st_mode)) {
+		err_set(e, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((max_size > 0 && (uintmax_t)st.st_size > max_size) ||
+	    (uintmax_t)st.st_size >= SIZE_MAX) {
+		err_set(e, "%s: larger than the limit of %zu bytes", path, max_size);
+		goto out;
+	}
+	/* One buffer of the size fstat gave, plus one byte to notice a file that grew meanwhile:
+	 * the text may hold a password, and a buffer grown by realloc would leave copies of it
+	 * in freed memory. */
+	cap = (size_t)st.st_size + 1;
+	b = xmalloc(cap);
+	while (len < cap) {
+		ssize_t n = read(fd, b + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			err_set(e, "%s: %s", path, strerror(errno));
-			close(fd);
-			buf_free(&b);
-			return -1;
+			goto out;
 		}
 		if (n == 0)
 			break;
-		if (max_size > 0 && b.len + (size_t)n > max_size) {
-			err_set(e, "%s: larger than the limit of %zu bytes", path, max_size);
-			close(fd);
-			buf_free(&b);
-			return -1;
-		}
-		buf_add(&b, chunk, (size_t)n);
+		len += (size_t)n;
 	}
+	if (len == cap) {
+		err_set(e, "%s: the file changed while it was read", path);
+		goto out;
+	}
+	rc = ytree_parse(b, len, path, out, e);
+out:
 	close(fd);
-	rc = ytree_parse(b.data ? b.data : "", b.len, path, out, e);
-	buf_free(&b);
+	if (b != NULL) {
+		explicit_bzero(b, cap);
+		free(b);
+	}
 	return rc;
 }
 

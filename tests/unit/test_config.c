@@ -510,6 +510,36 @@ int main(void)
 		config_free(c);
 	}
 
+	/* The config file itself: only a regular file, never waiting on a FIFO, bounded. */
+	{
+		char fifo[600];
+		struct config *fc = NULL;
+		snprintf(fifo, sizeof(fifo), "%s/config.fifo", dir);
+		if (mkfifo(fifo, 0600) == 0) {
+			alarm(10);
+			buf_reset(&errors);
+			config_load(fifo, &fc, &errors);
+			alarm(0);
+			ok(fc == NULL && has("config.fifo: not a regular file"),
+			   "a FIFO as the config is refused without blocking: %s", errors.data);
+		} else {
+			ok(0, "mkfifo %s", fifo);
+		}
+		buf_reset(&errors);
+		config_load(dir, &fc, &errors);
+		ok(fc == NULL && has("not a regular file"), "a directory as the config is refused");
+		FILE *f = fopen(path, "w");
+		if (f == NULL)
+			exit(99);
+		for (int i = 0; i < 4 * 1024 * 1024 / 16 + 1; i++)
+			fputs("# 12345678901234", f);
+		fclose(f);
+		buf_reset(&errors);
+		config_load(path, &fc, &errors);
+		ok(fc == NULL && has("larger than the limit of 4194304 bytes"),
+		   "a config over 4 MiB is refused: %s", errors.data);
+	}
+
 	/* Config path resolution. */
 	setenv("ALERTMAIL_CONFIG", "/x/env.yaml", 1);
 	is_str(config_default_path("/cli.yaml"), "/cli.yaml", "-c wins");
