@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +33,25 @@ static int scalar_field(const struct ynode *root, const char *key, char **out, s
 	return 0;
 }
 
-static int two(const char *p)
+/* Exactly n digits at p, as a number; -1 if any is not a digit (the string's end included). */
+static int digits(const char *p, int n)
 {
-	if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
-		return -1;
-	return (p[0] - '0') * 10 + (p[1] - '0');
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)p[i]))
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+static int days_in_month(int year, int mon)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return mon == 2 && leap ? 29 : days[mon - 1];
 }
 
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
@@ -50,26 +65,60 @@ static long days_from_civil(long y, unsigned m, unsigned d)
 	return era * 146097 + (long)doe - 719468;
 }
 
+/* A zone after the time: Z, +hh:mm, +hhmm or nothing (UTC). Sets the offset east of UTC in
+ * seconds; returns the rest of the string, or NULL. */
+static const char *parse_zone(const char *p, int *off)
+{
+	int sign, oh, om;
+
+	*off = 0;
+	if (*p == 'Z' || *p == 'z')
+		return p + 1;
+	/* Without a zone the time is taken as UTC: alerts from machines should carry a zone. */
+	if (*p != '+' && *p != '-')
+		return p;
+	sign = *p == '-' ? -1 : 1;
+	oh = digits(p + 1, 2);
+	if (oh < 0 || oh > 23)
+		return NULL;
+	p += 3;
+	if (*p == ':')
+		p++;
+	om = digits(p, 2);
+	if (om < 0 || om > 59)
+		return NULL;
+	*off = sign * (oh * 3600 + om * 60);
+	return p + 2;
+}
+
 int alert_parse_time(const char *s, time_t *out)
 {
-	int year, mon, day, hour, min, sec = 0, off = 0;
+	int year, mon, day, hour, min, sec = 0, off;
 	const char *p = s;
 
-	if (strlen(s) < 16)
+	/* Each check runs only when the ones before it found characters up to its position,
+	 * so that nothing is read past the string's end. */
+	year = digits(p, 4);
+	if (year < 0 || p[4] != '-')
 		return -1;
-	for (int i = 0; i < 4; i++)
-		if (!isdigit((unsigned char)p[i]))
-			return -1;
-	year = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
-	if (p[4] != '-' || (mon = two(p + 5)) < 1 || mon > 12 || p[7] != '-' ||
-	    (day = two(p + 8)) < 1 || day > 31)
+	mon = digits(p + 5, 2);
+	if (mon < 1 || mon > 12 || p[7] != '-')
 		return -1;
-	if ((p[10] != 'T' && p[10] != 't' && p[10] != ' ') || (hour = two(p + 11)) < 0 || hour > 23 ||
-	    p[13] != ':' || (min = two(p + 14)) < 0 || min > 59)
+	day = digits(p + 8, 2);
+	if (day < 1 || day > days_in_month(year, mon))
+		return -1;
+	if (p[10] != 'T' && p[10] != 't' && p[10] != ' ')
+		return -1;
+	hour = digits(p + 11, 2);
+	if (hour < 0 || hour > 23 || p[13] != ':')
+		return -1;
+	min = digits(p + 14, 2);
+	if (min < 0 || min > 59)
 		return -1;
 	p += 16;
 	if (*p == ':') {
-		sec = two(p + 1);
+		/* 60: a leap second. */
+		sec = digits(p + 1, 2);
 		if (sec < 0 || sec > 60)
 			return -1;
 		p += 3;
@@ -81,29 +130,12 @@ int alert_parse_time(const char *s, time_t *out)
 				p++;
 		}
 	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int sign = *p == '-' ? -1 : 1;
-		int oh = two(p + 1), om;
-		if (oh < 0 || oh > 23)
-			return -1;
-		p += 3;
-		if (*p == ':')
-			p++;
-		om = two(p);
-		if (om < 0 || om > 59)
-			return -1;
-		p += 2;
-		off = sign * (oh * 3600 + om * 60);
-	} else if (*p != '\0') {
+	p = parse_zone(p, &off);
+	if (p == NULL || *p != '\0')
 		return -1;
-	}
-	/* Without a zone the time is taken as UTC: alerts from machines should carry a zone. */
-	if (*p != '\0')
-		return -1;
-	*out = (time_t)(days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400L + hour * 3600L +
-	                min * 60L + sec - off);
+	/* In time_t before multiplying: a long may be 32 bits. */
+	*out = (time_t)days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
+	       min * 60 + sec - off;
 	return 0;
 }
 
