@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "commands.h"
 #include "conf.h"
@@ -82,6 +84,10 @@ int main(int argc, char **argv)
 	int verbosity = 1;
 	int c, rc;
 
+	/* Passwords are in memory from the config on: keep them out of core files. Failure is
+	 * no reason not to run. */
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	(void)setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	setlocale(LC_CTYPE, "");
 	for (;;) {
 		c = getopt_long(argc, argv, "+c:vqh", opts, NULL);
