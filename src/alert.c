@@ -21,8 +21,8 @@ static int scalar_field(const struct ynode *root, const char *key, char **out, s
 	if (n == NULL || ynode_is_null(n))
 		return 0;
 	if (n->kind != YNODE_SCALAR) {
-		err_set(e, "%s:%u:%u: '%s' must be a string, not a %s", name, n->line, n->column, key,
-		        ynode_kind_name(n->kind));
+		err_set(e, "%s:%u:%u: '%s' must be a string, not a %s", name, n->line, n->column,
+		        key, ynode_kind_name(n->kind));
 		return -1;
 	}
 	if (strlen(n->str) != n->len) {
@@ -162,8 +162,8 @@ char *alert_new_id(time_t now)
 	}
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
-	return xasprintf("%s-%02x%02x%02x%02x%02x%02x%02x%02x", ts, r[0], r[1], r[2], r[3], r[4], r[5],
-	                 r[6], r[7]);
+	return xasprintf("%s-%02x%02x%02x%02x%02x%02x%02x%02x", ts, r[0], r[1], r[2], r[3], r[4],
+	                 r[5], r[6], r[7]);
 }
 
 int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct alert **out,
@@ -175,8 +175,8 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
 	*out = NULL;
 	a->tree = tree;
 	if (tree->kind != YNODE_MAP) {
-		err_set(e, "%s:%u:%u: an alert must be a mapping of fields, not a %s", name, tree->line,
-		        tree->column, ynode_kind_name(tree->kind));
+		err_set(e, "%s:%u:%u: an alert must be a mapping of fields, not a %s", name,
+		        tree->line, tree->column, ynode_kind_name(tree->kind));
 		goto fail;
 	}
 	if (scalar_field(tree, "id", &a->id, e, name) < 0 ||

@@ -21,7 +21,8 @@ struct alert {
 	char *time_str; /* ISO 8601, as given or made from time */
 };
 
-/* Takes ownership of tree (a mapping); name is for error positions. arrival is used when the alert has no time. */
+/* Takes ownership of tree (a mapping); name is for error positions. arrival is used when the
+ * alert has no time. */
 int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct alert **out,
                     struct err *e);
 int alert_parse(const char *data, size_t len, const char *name, time_t arrival, struct alert **out,

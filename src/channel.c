@@ -74,7 +74,8 @@ enum outcome channel_deliver(const struct channel *ch, struct smtp_pool *pool,
 		a->server = s;
 		if (conn == NULL) {
 			a->result.outcome = OUTCOME_TEMPFAIL;
-			snprintf(a->result.detail, sizeof(a->result.detail), "cannot create a connection");
+			snprintf(a->result.detail, sizeof(a->result.detail),
+			         "cannot create a connection");
 			continue;
 		}
 		smtp_send(conn, mail_from, rcpt, nrcpt, msg, len, &a->result);

@@ -21,7 +21,8 @@ struct attempt {
 };
 
 struct delivery {
-	enum outcome outcome; /* OK once a server accepted; PERMFAIL if every server refused for good */
+	/* OK once a server accepted; PERMFAIL if every server refused for good. */
+	enum outcome outcome;
 	struct attempt *attempts;
 	size_t nattempts;
 	const struct server *accepted_by;

@@ -25,7 +25,8 @@ static int check_dir(const char *what, const char *path)
 	if (stat(path, &st) < 0) {
 		if (errno == ENOENT) {
 			if (!quiet)
-				printf("%-10s %s: does not exist yet (created by the daemon)\n", what, path);
+				printf("%-10s %s: does not exist yet (created by the daemon)\n",
+				       what, path);
 			return 0;
 		}
 		printf("%-10s %s: %s\n", what, path, strerror(errno));
@@ -85,15 +86,16 @@ static int probe_servers(const struct config *cfg, int verbosity)
 		server_format_addr(s, addr, sizeof(addr));
 		if (r.outcome == OUTCOME_OK) {
 			if (!quiet) {
-				printf("server     %s %s (tls %s, auth %s): ok [%lld ms]", s->name, addr,
-				       tls_mode_name(s->tls), auth_mech_name(s->auth), (long long)r.elapsed_ms);
+				printf("server     %s %s (tls %s, auth %s): ok [%lld ms]", s->name,
+				       addr, tls_mode_name(s->tls), auth_mech_name(s->auth),
+				       (long long)r.elapsed_ms);
 				if (r.cert_expiry[0] != '\0')
 					printf(", certificate expires %s", r.cert_expiry);
 				printf("\n");
 			}
 		} else {
-			printf("server     %s %s (tls %s, auth %s): FAILED (%s): %s [%lld ms]\n", s->name,
-			       addr, tls_mode_name(s->tls), auth_mech_name(s->auth),
+			printf("server     %s %s (tls %s, auth %s): FAILED (%s): %s [%lld ms]\n",
+			       s->name, addr, tls_mode_name(s->tls), auth_mech_name(s->auth),
 			       outcome_name(r.outcome), r.detail, (long long)r.elapsed_ms);
 			bad++;
 		}

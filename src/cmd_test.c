@@ -14,6 +14,9 @@
 #include "mailtmpl.h"
 #include "notify.h"
 
+static const char test_usage[] =
+    "usage: alertmail test [--channel NAME] [--to ADDR]... [--server NAME]\n";
+
 static struct alert *test_alert(const char *channel, struct err *e)
 {
 	const char *host = config_host_name();
@@ -52,8 +55,9 @@ static void print_attempt(const struct attempt *a)
 	char addr[300];
 
 	server_format_addr(s, addr, sizeof(addr));
-	printf("%-12s %s (%s): %s: %s [%lld ms]\n", s->name, addr, tls_mode_name(s->tls), r->outcome == OUTCOME_OK ? "OK" : outcome_name(r->outcome),
-	       r->detail, (long long)r->elapsed_ms);
+	printf("%-12s %s (%s): %s: %s [%lld ms]\n", s->name, addr, tls_mode_name(s->tls),
+	       r->outcome == OUTCOME_OK ? "OK" : outcome_name(r->outcome), r->detail,
+	       (long long)r->elapsed_ms);
 }
 
 int cmd_test(const struct globals *g, int argc, char **argv)
@@ -78,6 +82,7 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 	struct smtp_pool *pool = NULL;
 	struct delivery d = {0};
 	const char *dirs[2];
+	size_t ndirs;
 	struct err e;
 	bool quiet;
 	int rc = EXIT_USAGE, c;
@@ -97,7 +102,8 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 				struct buf shown;
 				buf_init(&shown);
 				buf_add_escaped(&shown, optarg);
-				fprintf(stderr, "alertmail: test: --to %s: %s\n", shown.data, e.msg);
+				fprintf(stderr, "alertmail: test: --to %s: %s\n", shown.data,
+				        e.msg);
 				buf_free(&shown);
 				goto out;
 			}
@@ -107,11 +113,11 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 			server_name = optarg;
 			break;
 		case 'h':
-			printf("usage: alertmail test [--channel NAME] [--to ADDR]... [--server NAME]\n");
+			fputs(test_usage, stdout);
 			rc = EXIT_OK;
 			goto out;
 		default:
-			fprintf(stderr, "usage: alertmail test [--channel NAME] [--to ADDR]... [--server NAME]\n");
+			fputs(test_usage, stderr);
 			goto out;
 		}
 	}
@@ -140,7 +146,8 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 	if (server_name != NULL) {
 		only = config_server(cfg, server_name);
 		if (only == NULL) {
-			fprintf(stderr, "alertmail: test: no server '%s' in %s\n", server_name, cfg->path);
+			fprintf(stderr, "alertmail: test: no server '%s' in %s\n", server_name,
+			        cfg->path);
 			goto out;
 		}
 		/* A named server need not be in the channel's list: try that one alone. */
@@ -149,7 +156,8 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 		one.nservers = 1;
 		ch = &one;
 	}
-	if (mail_template_load(dirs, config_template_dirs(cfg, dirs), ch->template, &tmpl, &e) < 0) {
+	ndirs = config_template_dirs(cfg, dirs);
+	if (mail_template_load(dirs, ndirs, ch->template, &tmpl, &e) < 0) {
 		fprintf(stderr, "alertmail: test: %s\n", e.msg);
 		goto out;
 	}

@@ -151,12 +151,14 @@ static int check_keys(struct cparse *p, const struct ynode *map, const char *whe
 			continue;
 		const char *hint = closest(k->str, known);
 		if (hint != NULL) {
-			cerr(p, k, "unknown key '%s' in %s; did you mean '%s'?", k->str, where, hint);
+			cerr(p, k, "unknown key '%s' in %s; did you mean '%s'?", k->str, where,
+			     hint);
 		} else {
 			struct buf kb;
 			buf_init(&kb);
 			list_known(&kb, known);
-			cerr(p, k, "unknown key '%s' in %s; expected one of: %s", k->str, where, kb.data);
+			cerr(p, k, "unknown key '%s' in %s; expected one of: %s", k->str, where,
+			     kb.data);
 			buf_free(&kb);
 		}
 		bad++;
@@ -182,7 +184,8 @@ static char *get_str(struct cparse *p, const struct ynode *n, const char *what)
 	for (size_t i = 0; i < n->len; i++) {
 		unsigned char c = (unsigned char)n->str[i];
 		if (c < 0x20 || c == 0x7f) {
-			cerr(p, n, "%s: control characters (such as line breaks) are not allowed", what);
+			cerr(p, n, "%s: control characters (such as line breaks) are not allowed",
+			     what);
 			return NULL;
 		}
 	}
@@ -437,10 +440,12 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 		else if (strcmp(n->str, "login") == 0)
 			s->auth = AUTH_LOGIN;
 		else if (strcmp(n->str, "xoauth2") == 0) {
-			cerr(p, n, "auth: xoauth2 is not supported by this version of alertmail yet");
+			cerr(p, n,
+			     "auth: xoauth2 is not supported by this version of alertmail yet");
 			auth_bad = true;
 		} else {
-			cerr(p, n, "auth: expected none, plain, login or xoauth2, got '%s'", n->str);
+			cerr(p, n, "auth: expected none, plain, login or xoauth2, got '%s'",
+			     n->str);
 			auth_bad = true;
 		}
 	} else if (n == NULL && s->username != NULL) {
@@ -482,14 +487,16 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 		free(where);
 	}
 	if (sources > 1)
-		cerr(p, pw_at, "server '%s': give only one of password_file, password_env, password",
+		cerr(p, pw_at,
+		     "server '%s': give only one of password_file, password_env, password",
 		     s->name);
 	if (!auth_bad && s->auth != AUTH_NONE && s->username == NULL)
 		cerr(p, ynode_get(map, "auth"), "server '%s': auth %s needs a username", s->name,
 		     auth_mech_name(s->auth));
 	if (!auth_bad && s->auth != AUTH_NONE && sources == 0)
 		cerr(p, key,
-		     "server '%s': auth %s needs a password (password_file, password_env or password)",
+		     "server '%s': auth %s needs a password "
+		     "(password_file, password_env or password)",
 		     s->name, auth_mech_name(s->auth));
 	if (!auth_bad && s->auth == AUTH_NONE && sources > 0)
 		cerr(p, pw_at, "server '%s': a password is given but auth is none", s->name);
@@ -534,9 +541,11 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 	n = ynode_get(map, "helo");
 	if (n != NULL) {
 		s->helo = get_str(p, n, "helo");
-		if (s->helo != NULL && strspn(s->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		                                       "0123456789.-[]:") != strlen(s->helo))
-			cerr(p, n, "helo: expected a host name or address literal, got '%s'", s->helo);
+		if (s->helo != NULL &&
+		    strspn(s->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                    "0123456789.-[]:") != strlen(s->helo))
+			cerr(p, n, "helo: expected a host name or address literal, got '%s'",
+			     s->helo);
 	}
 }
 
@@ -565,7 +574,8 @@ static void parse_channel(struct cparse *p, const struct config *c, struct chann
 
 	n = ynode_get(map, "servers");
 	if (n == NULL) {
-		cerr(p, key, "channel '%s': 'servers' is missing (a list of server names, primary first)",
+		cerr(p, key,
+		     "channel '%s': 'servers' is missing (a list of server names, primary first)",
 		     ch->name);
 	} else {
 		size_t count = list_count(p, n, "servers");
@@ -613,8 +623,8 @@ static void parse_channel(struct cparse *p, const struct config *c, struct chann
 	}
 	n = ynode_get(map, "template");
 	ch->template = n != NULL ? get_str(p, n, "template") : xstrdup("default");
-	if (ch->template != NULL &&
-	    (strchr(ch->template, '/') != NULL || ch->template[0] == '.' || ch->template[0] == '\0')) {
+	if (ch->template != NULL && (strchr(ch->template, '/') != NULL || ch->template[0] == '.' ||
+	                             ch->template[0] == '\0')) {
 		cerr(p, n, "template: a template name must not contain '/' or start with '.'");
 		free(ch->template);
 		ch->template = NULL;
@@ -658,7 +668,8 @@ static void parse_route(struct cparse *p, const struct config *c, struct route *
 	if (n != NULL && expect_kind(p, n, YNODE_MAP, "match")) {
 		for (size_t i = 0; i < n->count; i++)
 			if (n->values[i]->kind != YNODE_SCALAR)
-				cerr(p, n->values[i], "match: the value for '%s' must be a string or glob",
+				cerr(p, n->values[i],
+				     "match: the value for '%s' must be a string or glob",
 				     n->keys[i]->str);
 		r->match = ynode_copy(n);
 	}
@@ -790,8 +801,8 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 			const struct ynode *chn = ynode_get(ynode_get(root, "channels"), ch->name);
 			const struct ynode *at = ynode_get(chn, "template");
 			cerr(p, at ? at : chn,
-			     "channel '%s': unknown template '%s' (no %s/subject.mustache in %s or the "
-			     "built-in templates)",
+			     "channel '%s': unknown template '%s' "
+			     "(no %s/subject.mustache in %s or the built-in templates)",
 			     ch->name, ch->template, ch->template, c->templates);
 		}
 	}

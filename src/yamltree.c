@@ -106,16 +106,20 @@ static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t
 			return -1;
 		if (n->kind == YNODE_MAP) {
 			if (key->kind != YNODE_SCALAR) {
-				err_set(b->e, "%s:%u:%u: a mapping key must be a plain string, not a %s",
-				        b->name, key->line, key->column, ynode_kind_name(key->kind));
+				err_set(b->e,
+				        "%s:%u:%u: a mapping key must be a plain string, not a %s",
+				        b->name, key->line, key->column,
+				        ynode_kind_name(key->kind));
 				ynode_free(key);
 				return -1;
 			}
 			for (size_t i = 0; i < n->count; i++) {
 				if (n->keys[i]->len == key->len &&
 				    memcmp(n->keys[i]->str, key->str, key->len) == 0) {
-					err_set(b->e, "%s:%u:%u: duplicate key '%s' (first at line %u)", b->name,
-					        key->line, key->column, key->str, n->keys[i]->line);
+					err_set(b->e,
+					        "%s:%u:%u: duplicate key '%s' (first at line %u)",
+					        b->name, key->line, key->column, key->str,
+					        n->keys[i]->line);
 					ynode_free(key);
 					return -1;
 				}
@@ -145,7 +149,8 @@ static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
 		n = node_new(YNODE_SCALAR, &ev->start_mark);
 		n->str = xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
 		n->len = ev->data.scalar.length;
-		n->plain = ev->data.scalar.plain_implicit && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		n->plain = ev->data.scalar.plain_implicit &&
+		           ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 		/* libyaml frees its copy without wiping it, and it may be a password. */
 		explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
 		*out = n;
@@ -154,14 +159,17 @@ static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
 	case YAML_SEQUENCE_START_EVENT:
 		if (b->depth >= YTREE_MAX_DEPTH) {
 			err_set(b->e, "%s:%zu:%zu: nested deeper than %d levels", b->name,
-			        ev->start_mark.line + 1, ev->start_mark.column + 1, YTREE_MAX_DEPTH);
+			        ev->start_mark.line + 1, ev->start_mark.column + 1,
+			        YTREE_MAX_DEPTH);
 			rc = -1;
 			break;
 		}
-		n = node_new(ev->type == YAML_MAPPING_START_EVENT ? YNODE_MAP : YNODE_SEQ, &ev->start_mark);
+		n = node_new(ev->type == YAML_MAPPING_START_EVENT ? YNODE_MAP : YNODE_SEQ,
+		             &ev->start_mark);
 		b->depth++;
-		rc = build_children(b, n, ev->type == YAML_MAPPING_START_EVENT ? YAML_MAPPING_END_EVENT
-		                                                                : YAML_SEQUENCE_END_EVENT);
+		rc = build_children(b, n,
+		                    ev->type == YAML_MAPPING_START_EVENT ? YAML_MAPPING_END_EVENT
+		                                                         : YAML_SEQUENCE_END_EVENT);
 		b->depth--;
 		if (rc < 0)
 			ynode_free(n);
@@ -220,8 +228,8 @@ int ytree_parse(const char *data, size_t len, const char *name, struct ynode **o
 	if (next_event(&b, &ev) < 0)
 		goto out;
 	if (ev.type != YAML_STREAM_END_EVENT) {
-		err_set(e, "%s:%zu:%zu: only one YAML document is allowed", name, ev.start_mark.line + 1,
-		        ev.start_mark.column + 1);
+		err_set(e, "%s:%zu:%zu: only one YAML document is allowed", name,
+		        ev.start_mark.line + 1, ev.start_mark.column + 1);
 		yaml_event_delete(&ev);
 		goto out;
 	}
@@ -347,7 +355,8 @@ int ynode_bool(const struct ynode *n)
 {
 	if (n == NULL || n->kind != YNODE_SCALAR || !n->plain)
 		return -1;
-	if (strcmp(n->str, "true") == 0 || strcmp(n->str, "True") == 0 || strcmp(n->str, "TRUE") == 0)
+	if (strcmp(n->str, "true") == 0 || strcmp(n->str, "True") == 0 ||
+	    strcmp(n->str, "TRUE") == 0)
 		return 1;
 	if (strcmp(n->str, "false") == 0 || strcmp(n->str, "False") == 0 ||
 	    strcmp(n->str, "FALSE") == 0)
@@ -406,7 +415,8 @@ struct ynode *ynode_copy(const struct ynode *n)
 		c->len = n->len;
 	}
 	for (size_t i = 0; i < n->count; i++)
-		node_push(c, n->kind == YNODE_MAP ? ynode_copy(n->keys[i]) : NULL, ynode_copy(n->values[i]));
+		node_push(c, n->kind == YNODE_MAP ? ynode_copy(n->keys[i]) : NULL,
+		          ynode_copy(n->values[i]));
 	return c;
 }
 

@@ -21,7 +21,8 @@ struct ynode {
 	char *str;
 	size_t len;
 	bool plain; /* unquoted and untagged: may be read as null, bool or number */
-	/* Maps: count key/value pairs in keys[] and values[]. Sequences: count items in values[]. */
+	/* Maps: count key/value pairs in keys[] and values[].
+	 * Sequences: count items in values[]. */
 	size_t count;
 	struct ynode **keys;
 	struct ynode **values;

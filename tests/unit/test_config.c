@@ -166,8 +166,8 @@ static size_t lines(void)
 	return n;
 }
 
-#define BASE                                                                                      \
-	"templates: @D@/tpl\n"                                                                        \
+#define BASE                                                                                       \
+	"templates: @D@/tpl\n"                                                                     \
 	"from: \"Alerts <alerts@example.com>\"\n"
 
 int main(void)
@@ -238,18 +238,21 @@ int main(void)
 		const struct server *v = config_server(c, "env");
 		const struct channel *ch = config_channel(c, "ops");
 		ok(s && strcmp(s->password, "s3cret") == 0, "password_file read, newline dropped");
-		ok(s && s->auth == AUTH_LOGIN && s->tls == TLS_STARTTLS && s->port == 587, "server fields");
+		ok(s && s->auth == AUTH_LOGIN && s->tls == TLS_STARTTLS && s->port == 587,
+		   "server fields");
 		ok(s && s->timeout_ms == 20000 && s->connect_timeout_ms == 20000 &&
 		       s->total_timeout_ms == 300000,
 		   "timeout 20s; connect_timeout follows it; total_timeout defaults to 5m");
-		ok(s && s->max_connections == 3 && s->rate_count == 30 && s->rate_period_ms == 60000,
+		ok(s && s->max_connections == 3 && s->rate_count == 30 &&
+		       s->rate_period_ms == 60000,
 		   "max_connections and rate");
 		ok(r && r->tls == TLS_NONE && r->auth == AUTH_NONE && r->port == 25, "relay");
 		ok(v && v->port == 465 && v->auth == AUTH_AUTO && strcmp(v->password, "envpw") == 0,
-		   "tls: tls defaults to port 465; username alone means plain or login; password_env");
+		   "tls: tls defaults to port 465; a username alone: plain or login; password_env");
 		ok(ch && ch->nservers == 2 && ch->servers[0] == s && ch->servers[1] == r,
 		   "channel failover order");
-		ok(ch && ch->nto == 2 && ch->switch_back_after_ms == 600000, "channel to and switch back");
+		ok(ch && ch->nto == 2 && ch->switch_back_after_ms == 600000,
+		   "channel to and switch back");
 		ok(c->nroutes == 1 && c->routes[0].nchannels == 1, "route");
 		ok(c->retry_initial_ms == 60000 && c->retry_max_interval_ms == 3600000 &&
 		       c->retry_give_up_after_ms == 172800000,
@@ -273,7 +276,8 @@ int main(void)
 		ok(strcmp(c->channels[0].template, "default") == 0, "template defaults to default");
 		config_free(c);
 	}
-	c = load(BASE "servers:\n  s: { host: h }\nchannels:\n  ops: { servers: [s], to: [a@b.c] }\n");
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: [a@b.c] }\n");
 	ok(c != NULL && c->servers[0].tls == TLS_STARTTLS && c->servers[0].port == 587,
 	   "tls defaults to starttls on port 587");
 	config_free(c);
@@ -292,16 +296,19 @@ int main(void)
 	              "    template: nosuch\n"
 	              "    switch_back: 5m\n");
 	ok(c == NULL, "bad config refused");
-	snprintf(p, sizeof(p), "%s:5:5: unknown key 'hots' in server 'a'; did you mean 'host'?", path);
+	snprintf(p, sizeof(p), "%s:5:5: unknown key 'hots' in server 'a'; did you mean 'host'?",
+	         path);
 	ok(has(p), "unknown key with suggestion and position");
 	ok(has("server 'a': 'host' is missing"), "missing host");
 	snprintf(p, sizeof(p), "%s:6:11: port: expected a whole number from 1 to 65535", path);
 	ok(has(p), "port out of range with position");
-	snprintf(p, sizeof(p), "%s:7:10: tls: expected starttls, tls or none, got 'sometimes'", path);
+	snprintf(p, sizeof(p), "%s:7:10: tls: expected starttls, tls or none, got 'sometimes'",
+	         path);
 	ok(has(p), "bad tls value");
 	snprintf(p, sizeof(p), "%s:8:14: timeout: expected a duration like 30s", path);
 	ok(has(p), "duration without a unit");
-	snprintf(p, sizeof(p), "%s:11:18: channel 'ops': unknown server 'b'; servers defined: a", path);
+	snprintf(p, sizeof(p), "%s:11:18: channel 'ops': unknown server 'b'; servers defined: a",
+	         path);
 	ok(has(p), "unknown server in a channel");
 	ok(has("to: ") && has(":12:"), "bad recipient address");
 	ok(has("unknown template 'nosuch'"), "unknown template");
@@ -313,19 +320,22 @@ int main(void)
 	/* Secrets. */
 	snprintf(p, sizeof(p), "%s/open.pass", dir);
 	write_file(p, "pw\n", 0644);
-	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: @D@/open.pass\n"
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n"
+	              "    password_file: @D@/open.pass\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("is accessible by group or others (mode 0644)") && has("chmod 600"),
 	   "a password file readable by others is refused: %s", errors.data);
 	write_file(p, "pw\n", 0640);
-	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: @D@/open.pass\n"
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n"
+	              "    password_file: @D@/open.pass\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("(mode 0640)"), "a password file readable by the group is refused");
 	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: @D@/none\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("No such file"), "a missing password file is an error");
 	unsetenv("ALERTMAIL_NOPE");
-	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_env: ALERTMAIL_NOPE\n"
+	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n"
+	              "    password_env: ALERTMAIL_NOPE\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("ALERTMAIL_NOPE is not set"), "an unset password_env is an error");
 	c = load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password: p\n"
@@ -341,18 +351,21 @@ int main(void)
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("needs a username") && has("needs a password"),
 	   "auth without credentials refused");
-	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n    username: u\n    password: p\n"
+	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n"
+	              "    username: u\n    password: p\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("in clear") && has("allow_plaintext_auth"),
 	   "plaintext AUTH refused without allow_plaintext_auth");
-	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n    username: u\n    password: p\n"
+	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n"
+	              "    username: u\n    password: p\n"
 	              "    allow_plaintext_auth: true\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c != NULL && strstr(c->warnings.data, "without TLS"),
 	   "plaintext AUTH allowed when said, with a warning");
 	config_free(c);
 
-	c = load(BASE "servers:\n  s:\n    host: h\n    auth: cram-md5\n    username: u\n    password: p\n"
+	c = load(BASE "servers:\n  s:\n    host: h\n    auth: cram-md5\n"
+	              "    username: u\n    password: p\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("auth: expected none, plain, login or xoauth2, got 'cram-md5'") &&
 	       !has("auth is none") && lines() == 1,
@@ -371,14 +384,16 @@ int main(void)
 	c = load(BASE "servres: {}\n");
 	ok(c == NULL && has("did you mean 'servers'?") && has("no channels are defined"),
 	   "top-level typo suggestion");
-	c = load(BASE "servers:\n  s: { host: \"h\\nX: y\" }\nchannels:\n  ops: { servers: [s], to: a@b.c }\n");
+	c = load(BASE "servers:\n  s: { host: \"h\\nX: y\" }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("control characters"), "line breaks in a host refused");
 	c = load(BASE "spool: relative/path\nservers:\n  s: { host: h }\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has("spool: expected an absolute path"), "relative spool refused");
 	c = load("a: [\n");
 	ok(c == NULL && has(path), "YAML syntax error names the file: %s", errors.data);
-	c = load(BASE "servers:\n  s: { host: h }\nchannels:\n  ops: { servers: [s], to: a@b.c, template: ../x }\n");
+	c = load(BASE "servers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c, template: ../x }\n");
 	ok(c == NULL && has("must not contain '/'"), "template names cannot escape the directory");
 
 	/* Timeouts are bounded, so that no later conversion can overflow. */
