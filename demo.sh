@@ -11,7 +11,13 @@ cd "$top"
 [ -x configure ] || autoreconf -fi >/dev/null
 mkdir -p build
 cd build
-[ -f Makefile ] || "$top/configure" >configure.out 2>&1 || { cat configure.out; exit 1; }
+# Configured exactly as tests/run configures build/ (-Werror), so that the two Quick start
+# commands share one build. A build/ configured otherwise is configured again and cleaned.
+if ! { [ -f Makefile ] && ./config.status --config 2>/dev/null | grep -q -- '--enable-werror'; }; then
+	"$top/configure" --enable-werror CFLAGS="-g -O2" LDFLAGS="" >configure.out 2>&1 ||
+		{ cat configure.out; exit 1; }
+	make clean >/dev/null 2>&1 || true
+fi
 make -j2 >make.out 2>&1 || { cat make.out; exit 1; }
 set +eu
 

@@ -50,6 +50,8 @@ SILENT = "SILENT"  # (connect) accept TCP, never send a greeting
 #          "starttls_inject": TEXT  -> TEXT sent in the same write as the 220
 #                                      to STARTTLS (response injection)
 #          "delay:STAGE": SECONDS   -> wait that long before the reply at STAGE
+#          "auth_lines": [LINE, ...] -> EHLO lines advertising AUTH instead of
+#                                      "AUTH <mechanisms>" (AUTH still accepted)
 FAULTS = {
     "none": {},
     "silent": {"connect": SILENT},
@@ -61,6 +63,10 @@ FAULTS = {
                               "is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled "
                               "for more information."},
     "auth-tempfail": {"auth": "454 4.7.0 Temporary authentication failure"},
+    # AUTH advertised only in forms that are not the RFC 4954 "AUTH " keyword in
+    # capitals: lowercase, and the old "AUTH=" form.  A client that takes these
+    # for no AUTH at all must not send mail unauthenticated.
+    "auth-lowercase": {"auth_lines": ["auth login xoauth2", "AUTH=LOGIN"]},
     "tempfail-mail": {"mail": "451 4.7.500 Server busy. Please try again later."},
     "throttle": {"mail": "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"},
     "sender-denied": {"mail": "550 5.7.60 SMTP; Client does not have permissions to send as this sender"},
@@ -334,7 +340,10 @@ class O365SMTP(SMTP):
         if self.advertise_starttls and not self.tls_active:
             lines.append("STARTTLS")
         if self.auth_offered():
-            lines.append("AUTH " + " ".join(self.mechanisms))
+            if "auth_lines" in self.faults:
+                lines += self.faults["auth_lines"]
+            else:
+                lines.append("AUTH " + " ".join(self.mechanisms))
         lines += ["8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"]
         return lines
 
