@@ -17,6 +17,7 @@ struct config;
 /* Loads the config, printing every error and warning; NULL on failure. */
 struct config *commands_load_config(const struct globals *g);
 
+int cmd_run(const struct globals *g, int argc, char **argv);
 int cmd_test(const struct globals *g, int argc, char **argv);
 int cmd_check(const struct globals *g, int argc, char **argv);
 int cmd_version(const struct globals *g, int argc, char **argv);

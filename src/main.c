@@ -43,6 +43,8 @@ static void usage(FILE *out)
 	        "usage: alertmail [-c FILE] [-v|-q] COMMAND [ARGS]\n"
 	        "\n"
 	        "commands:\n"
+	        "  run                   the daemon, in the foreground: takes alerts from the spool\n"
+	        "                        and delivers them (SIGHUP reloads, SIGTERM stops)\n"
 	        "  test [--channel NAME] [--to ADDR]... [--server NAME]\n"
 	        "                        "
 	        "send a test notification now, through the channel's servers\n"
@@ -66,13 +68,14 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"run", cmd_run},
 	{"test", cmd_test},
 	{"check", cmd_check},
 	{"version", cmd_version},
 };
 
 /* Commands of the contract that later versions provide. */
-static const char *const later[] = {"run", "submit", "queue", "retry", "secret", "route"};
+static const char *const later[] = {"submit", "queue", "retry", "secret", "route"};
 
 int main(int argc, char **argv)
 {
