@@ -715,6 +715,9 @@ static void retries_due(struct daemon *d)
 {
 	int64_t now = now_ms();
 
+	/* Stopping: what is deferred stays deferred. */
+	if (d->stopping)
+		return;
 	while (d->nretries > 0 && (d->retry_now || d->retries[0].due <= now) &&
 	       d->nready < QUEUE_WINDOW) {
 		struct retry r;
