@@ -138,7 +138,7 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 		fprintf(stderr, "alertmail: check: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	cfg = commands_load_config(g);
+	cfg = commands_load_config(g, 0);
 	if (cfg == NULL)
 		return EXIT_USAGE;
 	quiet = g->verbosity == 0;

@@ -387,7 +387,7 @@ int cmd_queue(const struct globals *g, int argc, char **argv)
 		fprintf(stderr, "alertmail: queue: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	cfg = commands_load_config(g);
+	cfg = commands_load_config(g, CONFIG_NO_SECRETS);
 	if (cfg == NULL)
 		return EXIT_USAGE;
 	rc = list_spool(cfg, json);

@@ -283,7 +283,7 @@ int cmd_retry(const struct globals *g, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	cfg = commands_load_config(g);
+	cfg = commands_load_config(g, CONFIG_NO_SECRETS);
 	if (cfg == NULL)
 		return EXIT_USAGE;
 	rc = retry(cfg, all, argv + optind, argc - optind);

@@ -450,7 +450,7 @@ int cmd_submit(const struct globals *g, int argc, char **argv)
 		free(args.sets);
 		return EXIT_USAGE;
 	}
-	cfg = commands_load_config(g);
+	cfg = commands_load_config(g, CONFIG_NO_SECRETS);
 	if (cfg == NULL) {
 		free(args.sets);
 		return EXIT_USAGE;

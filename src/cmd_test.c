@@ -125,7 +125,7 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 		fprintf(stderr, "alertmail: test: unexpected argument '%s'\n", argv[optind]);
 		goto out;
 	}
-	cfg = commands_load_config(g);
+	cfg = commands_load_config(g, 0);
 	if (cfg == NULL)
 		goto out;
 	if (channel_name == NULL)

@@ -15,9 +15,12 @@ struct globals {
 
 struct config;
 /* Loads the config, printing every error and warning; NULL on failure. */
-struct config *commands_load_config(const struct globals *g);
+struct config *commands_load_config(const struct globals *g, unsigned flags);
 
 int cmd_run(const struct globals *g, int argc, char **argv);
+int cmd_submit(const struct globals *g, int argc, char **argv);
+int cmd_queue(const struct globals *g, int argc, char **argv);
+int cmd_retry(const struct globals *g, int argc, char **argv);
 int cmd_test(const struct globals *g, int argc, char **argv);
 int cmd_check(const struct globals *g, int argc, char **argv);
 int cmd_version(const struct globals *g, int argc, char **argv);

@@ -30,6 +30,7 @@
 /* One parse: the file name for positions and every error found. */
 struct cparse {
 	const char *file;
+	bool no_secrets; /* CONFIG_NO_SECRETS: positions and sources checked, nothing read */
 	struct buf *errors;
 	struct buf *warnings;
 	int nerrors;
@@ -480,7 +481,7 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 			if (where == NULL)
 				continue;
 		}
-		if (s->password == NULL &&
+		if (!p->no_secrets && s->password == NULL &&
 		    secret_resolve(pw_keys[i].source, where != NULL ? where : n->str, &s->password,
 		                   &e) < 0)
 			cerr(p, n, "%s: %s", pw_key, e.msg);
@@ -812,8 +813,16 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 
 int config_load(const char *path, struct config **out, struct buf *errors)
 {
+	return config_load_flags(path, 0, out, errors);
+}
+
+int config_load_flags(const char *path, unsigned flags, struct config **out, struct buf *errors)
+{
 	struct config *c = xcalloc(1, sizeof(*c));
-	struct cparse p = {.file = path, .errors = errors, .warnings = &c->warnings};
+	struct cparse p = {.file = path,
+	                   .no_secrets = (flags & CONFIG_NO_SECRETS) != 0,
+	                   .errors = errors,
+	                   .warnings = &c->warnings};
 	struct ynode *root = NULL;
 	struct err e;
 

@@ -94,6 +94,12 @@ const char *config_default_path(const char *cli_path);
 /* Loads and validates the config. On failure returns -1 with every error found appended to
  * errors, one per line, each "file:line:column: what is wrong, what was expected". */
 int config_load(const char *path, struct config **out, struct buf *errors);
+/* Flags for config_load_flags(). CONFIG_NO_SECRETS: read no password (file or environment),
+ * for commands that send no mail and may run as another user than the daemon (submit, queue,
+ * retry); passwords stay NULL. */
+#define CONFIG_NO_SECRETS 1u
+int config_load_flags(const char *path, unsigned flags, struct config **out,
+                      struct buf *errors);
 void config_free(struct config *c);
 
 const struct server *config_server(const struct config *c, const char *name);

@@ -13,13 +13,13 @@
 #include "conf.h"
 #include "log.h"
 
-struct config *commands_load_config(const struct globals *g)
+struct config *commands_load_config(const struct globals *g, unsigned flags)
 {
 	struct config *cfg;
 	struct buf errors;
 
 	buf_init(&errors);
-	if (config_load(g->config_path, &cfg, &errors) < 0) {
+	if (config_load_flags(g->config_path, flags, &cfg, &errors) < 0) {
 		fputs(errors.data ? errors.data : "config: unknown error\n", stderr);
 		buf_free(&errors);
 		return NULL;
@@ -45,6 +45,10 @@ static void usage(FILE *out)
 	        "commands:\n"
 	        "  run                   the daemon, in the foreground: takes alerts from the spool\n"
 	        "                        and delivers them (SIGHUP reloads, SIGTERM stops)\n"
+	        "  submit [--channel NAME] [--set KEY=VALUE]... [FILE|-]\n"
+	        "                        validate an alert and put it into the spool; prints its id\n"
+	        "  queue [--json]        list pending, deferred and failed alerts\n"
+	        "  retry ID...|--all     put failed alerts back in the queue; retry deferred ones now\n"
 	        "  test [--channel NAME] [--to ADDR]... [--server NAME]\n"
 	        "                        "
 	        "send a test notification now, through the channel's servers\n"
@@ -69,13 +73,16 @@ struct command {
 
 static const struct command commands[] = {
 	{"run", cmd_run},
+	{"submit", cmd_submit},
+	{"queue", cmd_queue},
+	{"retry", cmd_retry},
 	{"test", cmd_test},
 	{"check", cmd_check},
 	{"version", cmd_version},
 };
 
 /* Commands of the contract that later versions provide. */
-static const char *const later[] = {"submit", "queue", "retry", "secret", "route"};
+static const char *const later[] = {"secret", "route"};
 
 int main(int argc, char **argv)
 {

@@ -371,6 +371,27 @@ int main(void)
 	       !has("auth is none") && lines() == 1,
 	   "a bad auth value is one error, without follow-ups about it");
 
+	/* Commands that send no mail read no secret: a password file they may not read, or an
+	 * unset variable, does not stop them; the shape is still checked. */
+	{
+		struct config *nc = NULL;
+		load(BASE "servers:\n  s:\n    host: h\n    username: u\n"
+		          "    password_file: @D@/nonexistent.pass\n"
+		          "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+		buf_reset(&errors);
+		ok(config_load_flags(path, CONFIG_NO_SECRETS, &nc, &errors) == 0 && nc != NULL &&
+		       nc->servers[0].password == NULL,
+		   "CONFIG_NO_SECRETS: a password file is not read%s", errors.data ? errors.data : "");
+		config_free(nc);
+		nc = NULL;
+		load(BASE "servers:\n  s:\n    host: h\n    username: u\n    password_file: relative\n"
+		          "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+		buf_reset(&errors);
+		ok(config_load_flags(path, CONFIG_NO_SECRETS, &nc, &errors) < 0,
+		   "CONFIG_NO_SECRETS: a malformed password_file is still an error");
+		config_free(nc);
+	}
+
 	/* Cross-field and shape errors. */
 	c = load(BASE "default_channel: nope\nservers:\n  s: { host: h }\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n"
