@@ -8,6 +8,9 @@
 #include "err.h"
 #include "yamltree.h"
 
+/* The largest alert file taken into the spool or delivered: 1 MiB. */
+#define ALERT_MAX_SIZE ((size_t)1 << 20)
+
 struct alert {
 	struct ynode *tree; /* the whole mapping, for templates */
 	char *id;           /* given, or generated */

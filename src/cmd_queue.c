@@ -21,7 +21,6 @@
 #define USAGE "usage: alertmail queue [--json]\n"
 
 /* Alerts larger than this are refused by submit; a bigger file is shown as unreadable. */
-#define QUEUE_ALERT_MAX ((size_t)1 << 20)
 #define QUEUE_REASON_MAX ((size_t)65536)
 
 /* One alert as listed. Strings are NULL where unknown. */
@@ -104,7 +103,7 @@ static int read_entry(struct spool *s, enum spool_dir d, const char *qid, struct
 	en->dir = d;
 	en->qid = xstrdup(qid);
 	buf_init(&b);
-	if (spool_read(s, d, qid, QUEUE_ALERT_MAX, &b, &e) < 0) {
+	if (spool_read(s, d, qid, ALERT_MAX_SIZE, &b, &e) < 0) {
 		if (gone(s, d, qid)) {
 			buf_free(&b);
 			free(name);

@@ -20,7 +20,6 @@
 #define USAGE "usage: alertmail retry ID...|--all\n"
 
 /* As submit accepts them; a larger file cannot be an alert that ID names. */
-#define RETRY_ALERT_MAX ((size_t)1 << 20)
 
 /* One alert of the spool that an ID may name. */
 struct item {
@@ -62,7 +61,7 @@ static const char *item_id(struct spool *s, struct item *i)
 		return i->id;
 	i->id_read = true;
 	buf_init(&b);
-	if (spool_read(s, i->dir, i->qid, RETRY_ALERT_MAX, &b, &e) == 0 &&
+	if (spool_read(s, i->dir, i->qid, ALERT_MAX_SIZE, &b, &e) == 0 &&
 	    ytree_parse(b.data, b.len, i->qid, &tree, &e) == 0) {
 		const struct ynode *id = ynode_get(tree, "id");
 		if (id != NULL && id->kind == YNODE_SCALAR && !ynode_is_null(id) && id->len > 0)

@@ -20,8 +20,6 @@
 #include "spool.h"
 #include "yamltree.h"
 
-/* The largest alert accepted, as given and as written: 1 MiB. */
-#define SUBMIT_MAX_SIZE ((size_t)1 << 20)
 
 #define USAGE "usage: alertmail submit [--channel NAME] [--set KEY=VALUE]... [FILE|-]\n"
 
@@ -33,7 +31,7 @@ struct submit_args {
 	size_t nsets;
 };
 
-/* Reads the whole input, refusing more than SUBMIT_MAX_SIZE bytes. */
+/* Reads the whole input, refusing more than ALERT_MAX_SIZE bytes. */
 static int read_input(const char *path, const char *name, struct buf *out, struct err *e)
 {
 	char chunk[65536];
@@ -61,9 +59,9 @@ static int read_input(const char *path, const char *name, struct buf *out, struc
 		}
 		if (n == 0)
 			break;
-		if (out->len + (size_t)n > SUBMIT_MAX_SIZE) {
+		if (out->len + (size_t)n > ALERT_MAX_SIZE) {
 			err_set(e, "%s: larger than the limit of %zu bytes (1 MiB)", name,
-			        SUBMIT_MAX_SIZE);
+			        ALERT_MAX_SIZE);
 			goto fail;
 		}
 		buf_add(out, chunk, (size_t)n);
@@ -371,11 +369,11 @@ static int submit(const struct globals *g, const struct config *cfg, const struc
 		fprintf(stderr, "alertmail: submit: %s\n", e.msg);
 		goto out;
 	}
-	if (out.len > SUBMIT_MAX_SIZE) {
+	if (out.len > ALERT_MAX_SIZE) {
 		fprintf(stderr,
 		        "alertmail: submit: %s: with its changes the alert is %zu bytes, more than "
 		        "the limit of %zu (1 MiB)\n",
-		        name, out.len, SUBMIT_MAX_SIZE);
+		        name, out.len, ALERT_MAX_SIZE);
 		goto out;
 	}
 	/* What is stored is read back as the daemon will read it. */

@@ -28,8 +28,6 @@
 #include "smtp.h"
 #include "spool.h"
 
-/* Alerts larger than this go to failed/ unread. */
-#define MAX_ALERT_SIZE (1024 * 1024)
 /* Alerts held in memory at once; the rest wait in new/ and are taken as these drain. */
 #define QUEUE_WINDOW 4096
 /* The safety net under inotify: new/ is read again this often, and tmp/ cleaned this often. */
@@ -265,7 +263,7 @@ static int job_prepare(struct daemon *d, struct job *j)
 	char name[SPOOL_QID_MAX + 16];
 
 	buf_init(&b);
-	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, MAX_ALERT_SIZE, &b, &e) < 0) {
+	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, ALERT_MAX_SIZE, &b, &e) < 0) {
 		buf_free(&b);
 		job_fail(d, j, e.msg);
 		return -1;
