@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "alert.h"
 #include "buf.h"
 #include "commands.h"
 #include "conf.h"
