@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +30,11 @@ struct smtp_conn {
 	struct smtp_reply pending; /* a multi-line reply being read */
 	bool in_reply;
 	bool auth_done;
-	bool quitting; /* after QUIT: the 221 must not hide the reply that mattered */
+	bool quitting;   /* after QUIT: the 221 must not hide the reply that mattered */
+	bool in_session; /* between smtp_send_begin and smtp_send_end */
+	/* The socket of this handle's connection. A handle's connections live in its own cache (or
+	 * its own multi handle in the daemon), so there is at most one. */
+	curl_socket_t sock;
 	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
 	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
 	const char *abort_reason; /* set to stop the session from the header callback */
@@ -244,6 +249,11 @@ static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
 		set_stage(c, STAGE_DATA);
 	} else if (command_is(line, len, "QUIT")) {
 		c->quitting = true;
+		/* In a session, QUIT means libcurl gave up on it (a refusal or a timeout) and would
+		 * now wait up to a whole reply timeout for the 221, from a server that may be hung.
+		 * Reading ends here: the QUIT is sent, the wait is not. */
+		if (c->in_session && c->sock != CURL_SOCKET_BAD)
+			shutdown(c->sock, SHUT_RD);
 	}
 	transcript_add(c, "-> ", line, len);
 }
@@ -296,6 +306,24 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
 	return size * nmemb;
 }
 
+static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	struct smtp_conn *c = clientp;
+
+	(void)purpose;
+	c->sock = fd;
+	return CURL_SOCKOPT_OK;
+}
+
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+	struct smtp_conn *c = clientp;
+
+	if (c->sock == fd)
+		c->sock = CURL_SOCKET_BAD;
+	return close(fd);
+}
+
 static char *make_url(const struct server *s)
 {
 	struct buf b;
@@ -321,6 +349,7 @@ struct smtp_conn *smtp_conn_new(const struct server *s)
 
 	c->server = s;
 	c->url = make_url(s);
+	c->sock = CURL_SOCKET_BAD;
 	buf_init(&c->transcript);
 	return c;
 }
@@ -417,6 +446,11 @@ static int setup(struct smtp_conn *c, char *why, size_t why_len)
 	MUST(curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug), "DEBUGFUNCTION");
 	curl_easy_setopt(h, CURLOPT_DEBUGDATA, c);
 	MUST(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
+	MUST(curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt), "SOCKOPTFUNCTION");
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+	MUST(curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket),
+	     "CLOSESOCKETFUNCTION");
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
 	MUST(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms),
 	     "CONNECTTIMEOUT_MS");
@@ -546,6 +580,7 @@ int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcp
 	c->body = msg;
 	c->body_len = len;
 	c->body_off = 0;
+	c->in_session = true;
 	curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, c->mail_from);
 	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, c->rcpt_list);
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
@@ -557,6 +592,12 @@ int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcp
 
 enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r)
 {
+	c->in_session = false;
+	/* After a failure libcurl may keep the connection (a timeout waiting for the final reply
+	 * does), and a late reply would then answer the next MAIL. Kill it: the next session
+	 * connects afresh, and closing it later sends no QUIT that waits on a hung server. */
+	if (curl_code != CURLE_OK && c->sock != CURL_SOCKET_BAD)
+		shutdown(c->sock, SHUT_RDWR);
 	session_end(c, (CURLcode)curl_code, r);
 	session_release(c);
 	return r->outcome;
