@@ -43,26 +43,30 @@ struct job;
 enum watch_kind { WATCH_INOTIFY, WATCH_SIGNAL, WATCH_CURL };
 
 struct srv;
+struct slot;
 
 struct watch {
 	enum watch_kind kind;
 	int fd;
-	struct srv *srv;
+	struct slot *slot;
 };
 
-/* One connection slot of a server: at most max_connections sessions at once. */
+/* One connection of a server: at most max_connections sessions at once. Each slot has its own
+ * multi handle, so its connection is its own: never shared with another server entry, and
+ * reused by the next alert through this slot. */
 struct slot {
+	struct srv *srv;
+	CURLM *multi;
 	struct smtp_conn *conn;
-	struct job *job; /* NULL: idle */
+	struct job *job;  /* NULL: idle */
+	int64_t timer_at; /* libcurl's next timeout for this multi, -1 for none */
 };
 
-/* A server entry's delivery state. Its own multi handle keeps its connections to itself. */
+/* A server entry's delivery state. */
 struct srv {
 	const struct server *conf;
-	CURLM *multi;
 	struct slot *slots;
 	size_t nslots;
-	int64_t timer_at; /* libcurl's next timeout for this multi, -1 for none */
 	int busy_count;   /* 421/432/454 in a row */
 	int64_t busy_until;
 	struct job *wait_head, *wait_tail; /* jobs waiting for a free slot */
@@ -414,7 +418,7 @@ static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struc
 		attempt_done(d, srv, j, &r);
 		return;
 	}
-	if (curl_multi_add_handle(srv->multi, smtp_conn_handle(sl->conn)) != CURLM_OK) {
+	if (curl_multi_add_handle(sl->multi, smtp_conn_handle(sl->conn)) != CURLM_OK) {
 		snprintf(r.detail, sizeof(r.detail), "cannot start a transfer");
 		r.outcome = OUTCOME_TEMPFAIL;
 		smtp_send_end(sl->conn, CURLE_FAILED_INIT, &r);
@@ -478,47 +482,42 @@ static void start_round(struct daemon *d, struct job *j)
 	try_server(d, j);
 }
 
-/* Collects finished transfers of one server and gives its free slots to waiting jobs. */
-static void srv_collect(struct daemon *d, struct srv *srv)
+/* Collects a slot's finished transfer and gives the free slots of its server to waiting jobs. */
+static void slot_collect(struct daemon *d, struct slot *sl)
 {
+	struct srv *srv = sl->srv;
+
 	for (;;) {
 		int left;
-		CURLMsg *m = curl_multi_info_read(srv->multi, &left);
+		CURLMsg *m = curl_multi_info_read(sl->multi, &left);
+		struct smtp_result r;
+		struct job *j;
 		CURL *easy;
 		CURLcode cc;
 
 		if (m == NULL)
 			break;
-		if (m->msg != CURLMSG_DONE)
+		if (m->msg != CURLMSG_DONE || sl->job == NULL)
 			continue;
 		easy = m->easy_handle;
 		cc = m->data.result;
-		for (size_t i = 0; i < srv->nslots; i++) {
-			struct slot *sl = &srv->slots[i];
-			struct smtp_result r;
-			struct job *j;
-
-			if (sl->job == NULL || smtp_conn_handle(sl->conn) != easy)
-				continue;
-			curl_multi_remove_handle(srv->multi, easy);
-			smtp_send_end(sl->conn, (int)cc, &r);
-			j = sl->job;
-			sl->job = NULL;
-			d->inflight--;
-			attempt_done(d, srv, j, &r);
-			break;
-		}
+		curl_multi_remove_handle(sl->multi, easy);
+		smtp_send_end(sl->conn, (int)cc, &r);
+		j = sl->job;
+		sl->job = NULL;
+		d->inflight--;
+		attempt_done(d, srv, j, &r);
 	}
 	for (;;) {
-		struct slot *sl = free_slot(srv);
+		struct slot *free_sl = free_slot(srv);
 		struct job *j = srv->wait_head;
-		if (sl == NULL || j == NULL)
+		if (free_sl == NULL || j == NULL)
 			break;
 		srv->wait_head = j->next;
 		if (srv->wait_head == NULL)
 			srv->wait_tail = NULL;
 		d->waiting--;
-		slot_start(d, srv, sl, j);
+		slot_start(d, srv, free_sl, j);
 	}
 }
 
@@ -528,7 +527,7 @@ static struct daemon *the_daemon; /* for libcurl's callbacks, which carry the se
 
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-	struct srv *srv = userp;
+	struct slot *sl = userp;
 	struct watch *w = socketp;
 	struct epoll_event ev = {0};
 
@@ -537,7 +536,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 		if (w != NULL) {
 			epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, s, NULL);
 			free(w);
-			curl_multi_assign(srv->multi, s, NULL);
+			curl_multi_assign(sl->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -546,14 +545,14 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 		w = xcalloc(1, sizeof(*w));
 		w->kind = WATCH_CURL;
 		w->fd = s;
-		w->srv = srv;
+		w->slot = sl;
 		ev.data.ptr = w;
 		if (epoll_ctl(the_daemon->epfd, EPOLL_CTL_ADD, s, &ev) < 0) {
 			log_err("daemon", "epoll add socket %d: %s", s, strerror(errno));
 			free(w);
 			return -1;
 		}
-		curl_multi_assign(srv->multi, s, w);
+		curl_multi_assign(sl->multi, s, w);
 		return 0;
 	}
 	ev.data.ptr = w;
@@ -564,10 +563,10 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct srv *srv = userp;
+	struct slot *sl = userp;
 
 	(void)multi;
-	srv->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	sl->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	return 0;
 }
 
@@ -582,10 +581,12 @@ static void srvs_free(struct daemon *d)
 		for (size_t k = 0; k < srv->nslots; k++) {
 			struct slot *sl = &srv->slots[k];
 			if (sl->job != NULL) {
-				curl_multi_remove_handle(srv->multi, smtp_conn_handle(sl->conn));
+				curl_multi_remove_handle(sl->multi, smtp_conn_handle(sl->conn));
 				/* The alert stays in active/: the next start delivers it. */
 				job_free(sl->job);
 			}
+			/* The multi first: its connections call back into the conn when closed. */
+			curl_multi_cleanup(sl->multi);
 			smtp_conn_free(sl->conn);
 		}
 		free(srv->slots);
@@ -594,7 +595,6 @@ static void srvs_free(struct daemon *d)
 			srv->wait_head = j->next;
 			job_free(j);
 		}
-		curl_multi_cleanup(srv->multi);
 	}
 	free(d->srvs);
 	d->srvs = NULL;
@@ -627,18 +627,20 @@ static int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_
 	for (size_t i = 0; i < cfg->nservers; i++) {
 		struct srv *srv = &d->srvs[i];
 		srv->conf = &cfg->servers[i];
-		srv->timer_at = -1;
-		srv->multi = curl_multi_init();
-		curl_multi_setopt(srv->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-		curl_multi_setopt(srv->multi, CURLMOPT_SOCKETDATA, srv);
-		curl_multi_setopt(srv->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-		curl_multi_setopt(srv->multi, CURLMOPT_TIMERDATA, srv);
-		curl_multi_setopt(srv->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-		                  (long)srv->conf->max_connections);
 		srv->nslots = (size_t)srv->conf->max_connections;
 		srv->slots = xcalloc(srv->nslots, sizeof(*srv->slots));
-		for (size_t k = 0; k < srv->nslots; k++)
-			srv->slots[k].conn = smtp_conn_new(srv->conf);
+		for (size_t k = 0; k < srv->nslots; k++) {
+			struct slot *sl = &srv->slots[k];
+			sl->srv = srv;
+			sl->timer_at = -1;
+			sl->conn = smtp_conn_new(srv->conf);
+			sl->multi = curl_multi_init();
+			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETDATA, sl);
+			curl_multi_setopt(sl->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+			curl_multi_setopt(sl->multi, CURLMOPT_TIMERDATA, sl);
+			curl_multi_setopt(sl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L);
+		}
 	}
 	return 0;
 }
@@ -867,8 +869,11 @@ static int64_t next_wakeup(struct daemon *d)
 	if (d->stopping && d->stop_deadline < t)
 		t = d->stop_deadline;
 	for (size_t i = 0; i < d->cfg->nservers; i++)
-		if (d->srvs[i].timer_at >= 0 && d->srvs[i].timer_at < t)
-			t = d->srvs[i].timer_at;
+		for (size_t k = 0; k < d->srvs[i].nslots; k++) {
+			int64_t at = d->srvs[i].slots[k].timer_at;
+			if (at >= 0 && at < t)
+				t = at;
+		}
 	return t;
 }
 
@@ -878,12 +883,15 @@ static void curl_timers(struct daemon *d)
 
 	for (size_t i = 0; i < d->cfg->nservers; i++) {
 		struct srv *srv = &d->srvs[i];
-		int running;
-		if (srv->timer_at < 0 || srv->timer_at > now)
-			continue;
-		srv->timer_at = -1;
-		curl_multi_socket_action(srv->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		srv_collect(d, srv);
+		for (size_t k = 0; k < srv->nslots; k++) {
+			struct slot *sl = &srv->slots[k];
+			int running;
+			if (sl->timer_at < 0 || sl->timer_at > now)
+				continue;
+			sl->timer_at = -1;
+			curl_multi_socket_action(sl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+			slot_collect(d, sl);
+		}
 	}
 }
 
@@ -966,14 +974,14 @@ static void loop(struct daemon *d)
 			} else if (w->kind == WATCH_INOTIFY) {
 				on_inotify(d);
 			} else {
-				struct srv *srv = w->srv;
+				struct slot *sl = w->slot;
 				int fd = w->fd, running;
 				int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
 				            ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
 				            ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-				/* w may be freed inside: only srv and fd are used after. */
-				curl_multi_socket_action(srv->multi, fd, flags, &running);
-				srv_collect(d, srv);
+				/* w may be freed inside: only sl and fd are used after. */
+				curl_multi_socket_action(sl->multi, fd, flags, &running);
+				slot_collect(d, sl);
 			}
 		}
 		curl_timers(d);
@@ -1012,8 +1020,14 @@ int daemon_run(const char *config_path)
 		return 2;
 	}
 	buf_free(&errors);
+	/* A template that does not compile is a config error (exit 2), as in check. */
+	if (srvs_build(&d, d.cfg, &d.chans, &e) < 0) {
+		log_err("daemon", "%s", e.msg);
+		rc = 2;
+		goto out;
+	}
 	if (spool_open(d.cfg->spool, true, &d.spool, &e) < 0 || spool_lock(d.spool, &e) < 0 ||
-	    srvs_build(&d, d.cfg, &d.chans, &e) < 0 || setup_fds(&d, &e) < 0) {
+	    setup_fds(&d, &e) < 0) {
 		log_err("daemon", "%s", e.msg);
 		rc = 1;
 		goto out;
