@@ -73,7 +73,7 @@ int spool_open(const char *root, bool create, struct spool **out, struct err *e)
 	if (create) {
 		if (mkdir(root, 0700) == 0) {
 			/* As below: the umask must not take the group's way in to tmp/ and new/. */
-			if (chmod(root, 02750) < 0) {
+			if (chmod(root, 02750) < 0 && chmod(root, 0750) < 0) {
 				err_set(e, "spool: chmod %s: %s", root, strerror(errno));
 				goto fail;
 			}
@@ -90,7 +90,10 @@ int spool_open(const char *root, bool create, struct spool **out, struct err *e)
 	for (int i = 0; i < SPOOL_NDIRS; i++) {
 		if (create && mkdirat(s->rootfd, dirs[i].name, 0700) == 0) {
 			/* mkdir obeys the umask; the group bits are the point here. */
-			if (fchmodat(s->rootfd, dirs[i].name, dirs[i].mode, 0) < 0) {
+			/* Where setgid may not be set (systemd's RestrictSUIDSGID=), the group modes are
+			 * still set; tmpfiles.d makes the directories with setgid beforehand. */
+			if (fchmodat(s->rootfd, dirs[i].name, dirs[i].mode, 0) < 0 &&
+			    fchmodat(s->rootfd, dirs[i].name, dirs[i].mode & ~(mode_t)S_ISGID, 0) < 0) {
 				err_set(e, "spool: chmod %s/%s: %s", root, dirs[i].name, strerror(errno));
 				goto fail;
 			}
