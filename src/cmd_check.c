@@ -143,8 +143,9 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 		return EXIT_USAGE;
 	quiet = g->verbosity == 0;
 	if (!quiet)
-		printf("config     %s: ok (%zu servers, %zu channels, %zu routes)\n", cfg->path,
-		       cfg->nservers, cfg->nchannels, cfg->nroutes);
+		printf("config     %s: ok (%zu server%s, %zu channel%s, %zu route%s)\n", cfg->path,
+		       cfg->nservers, cfg->nservers == 1 ? "" : "s", cfg->nchannels,
+		       cfg->nchannels == 1 ? "" : "s", cfg->nroutes, cfg->nroutes == 1 ? "" : "s");
 	bad += check_templates(cfg);
 	bad += check_dir("spool", cfg->spool);
 	bad += check_dir("state", cfg->state);

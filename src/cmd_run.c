@@ -2,9 +2,11 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "commands.h"
 #include "daemon.h"
+#include "log.h"
 
 int cmd_run(const struct globals *g, int argc, char **argv)
 {
@@ -30,6 +32,8 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 		fprintf(stderr, "alertmail: run: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
+	/* Under systemd the journal stamps each line; written to a file, the lines need a time. */
+	log_set_timestamps(getenv("JOURNAL_STREAM") == NULL);
 	/* The daemon stays in the foreground: systemd and the init script do the rest. */
 	return daemon_run(g->config_path);
 }

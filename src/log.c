@@ -4,10 +4,17 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 static const char *log_ident = "alertmail";
 static int log_level = 1;
 static bool log_syslog;
+static bool log_timestamps;
+
+void log_set_timestamps(bool on)
+{
+	log_timestamps = on;
+}
 
 void log_init(const char *ident, int verbosity, bool use_syslog)
 {
@@ -44,6 +51,14 @@ void log_msg(int priority, const char *subsystem, const char *fmt, ...)
 	va_end(ap);
 	if (log_syslog)
 		syslog(priority, "%s: %s", subsystem, line);
-	else
+	else if (log_timestamps) {
+		char when[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		fprintf(stderr, "%s %s: %s: %s\n", when, log_ident, subsystem, line);
+	} else {
 		fprintf(stderr, "%s: %s: %s\n", log_ident, subsystem, line);
+	}
 }

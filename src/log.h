@@ -7,6 +7,8 @@
 
 /* verbosity: 0 quiet (errors only), 1 normal (notices and up), 2 verbose (info), 3 debug. */
 void log_init(const char *ident, int verbosity, bool use_syslog);
+/* Prefix each stderr line with the local time (for a log file; journald has its own). */
+void log_set_timestamps(bool on);
 void log_msg(int priority, const char *subsystem, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

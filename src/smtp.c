@@ -37,6 +37,7 @@ struct smtp_conn {
 	curl_socket_t sock;
 	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
 	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
+	char auth_offer[128]; /* the mechanisms of that offer, for messages */
 	const char *abort_reason; /* set to stop the session from the header callback */
 	int64_t started;
 	/* The envelope and body of the message being sent, owned until the session ends. */
@@ -186,8 +187,12 @@ static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
 	last = smtp_parse_reply_line(line, len, &c->pending);
 	/* Exactly what libcurl 7.88 takes as the AUTH capability ("AUTH " in capitals): a line it
 	 * would ignore ("auth ...", "AUTH=...") must not count as an offer here either. */
-	if (c->stage == STAGE_EHLO && len >= 9 && memcmp(line + 4, "AUTH ", 5) == 0)
+	if (c->stage == STAGE_EHLO && len >= 9 && memcmp(line + 4, "AUTH ", 5) == 0) {
+		size_t n = strcspn(line + 9, "\r\n");
 		c->ehlo_auth = true;
+		snprintf(c->auth_offer, sizeof(c->auth_offer), "%.*s",
+		         (int)(n < sizeof(c->auth_offer) ? n : sizeof(c->auth_offer) - 1), line + 9);
+	}
 	if (last != 1)
 		return;
 	c->in_reply = false;
@@ -498,6 +503,7 @@ static void session_begin(struct smtp_conn *c, struct smtp_result *r)
 	c->in_reply = false;
 	c->quitting = false;
 	c->ehlo_auth = false;
+	c->auth_offer[0] = '\0';
 	c->abort_reason = NULL;
 	c->stage = STAGE_CONNECT;
 	c->started = now_ms();
@@ -533,6 +539,11 @@ static enum outcome session_end(struct smtp_conn *c, CURLcode cc, struct smtp_re
 		r->outcome = OUTCOME_PERMFAIL;
 		r->stage = STAGE_AUTH;
 		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
+	} else if (cc == CURLE_LOGIN_DENIED && c->reply.code < 400 && c->ehlo_auth) {
+		/* No refusal from the server: libcurl found none of the permitted mechanisms. */
+		snprintf(r->detail, sizeof(r->detail),
+		         "AUTH failed: the server offers AUTH %s, and this server entry allows only %s",
+		         c->auth_offer, auth_mech_name(c->server->auth));
 	}
 	r->elapsed_ms = now_ms() - c->started;
 	return r->outcome;
@@ -739,9 +750,11 @@ enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct sm
 			         "been delivered): %s",
 			         why);
 		else
-			snprintf(detail, detail_len, "timed out %s: %s",
+			snprintf(detail, detail_len, "timed out %s%s: %s",
 			         stage == STAGE_GREETING ? "waiting for the greeting (connected, server silent)"
-			                                 : stage_doing(stage),
+			         : stage == STAGE_CONNECT ? "connecting"
+			                                  : "waiting for the reply to ",
+			         stage == STAGE_GREETING || stage == STAGE_CONNECT ? "" : stage_doing(stage),
 			         why);
 		return OUTCOME_TEMPFAIL;
 	case CURLE_USE_SSL_FAILED:
