@@ -35,6 +35,12 @@
 #   results   o365_maildir [NAME] | o365_transcript [NAME] | postfix_maildir NAME
 #             maildir_count DIR | maildir_files DIR | wait_maildir DIR N [S]
 #             transcript_count NAME ERE | wait_match FILE ERE [S]
+#   daemon    start_daemon NAME CONFIG [ENV=V...] (sets DAEMON_PID; log $T/NAME.log)
+#             daemon_pid NAME | stop_daemon NAME [S] (DAEMON_RC, DAEMON_STOP_MS)
+#             kill_daemon NAME | reap_daemon NAME
+#             submit_alerts SPOOL N PREFIX [YAML] | spool_count SPOOL DIR
+#             wait_spool_idle SPOOL [S] | count_matches FILE ERE | wait_count FILE ERE N [S]
+#             maildir_alert_ids DIR | postfix_queue_count NAME | wait_postfix_idle NAME [S]
 
 if [ -z "${BASH_VERSION:-}" ]; then
     if [ -n "${ALERTMAIL_LIB_REEXEC:-}" ]; then
@@ -949,4 +955,174 @@ postfix_maildir() {
 # o365_maildir NAME -- the Maildir of an o365 server.
 o365_maildir() {
     echo "$T/${1:-o365}/Maildir"
+}
+
+# ---------------------------------------------------------------------------
+# The daemon (alertmail run)
+# ---------------------------------------------------------------------------
+# These need $ALERTMAIL (the built program).  A daemon is a child of the test
+# script (so that its exit status can be collected), recorded for cleanup like
+# a server (kind "daemon": TERM, bounded wait, KILL) and forgotten once reaped.
+
+# start_daemon NAME CONFIG [ENV=VALUE...] -- runs `env ENV... $ALERTMAIL -c
+# CONFIG -v run` in the background, stderr appended to $T/NAME.log, and waits
+# (bounded) for its "running:" line.  Sets DAEMON_PID.  Returns 1 if it exited
+# or did not come up in time.  Call it directly, not in $(...).
+start_daemon() {
+    local name=$1 conf=$2 before deadline; shift 2
+    before=$(grep -c 'daemon: alertmail .* running:' "$T/$name.log" 2>/dev/null) || true
+    env "$@" "$ALERTMAIL" -c "$conf" -v run </dev/null >>"$T/$name.out" 2>>"$T/$name.log" &
+    DAEMON_PID=$!
+    _am_track daemon "$name" "$DAEMON_PID"
+    echo "$DAEMON_PID" >"$T/$name.pid"
+    deadline=$(( $(_am_now_ms) + ALERTMAIL_START_TIMEOUT * 1000 ))
+    while [ "$(grep -c 'daemon: alertmail .* running:' "$T/$name.log" 2>/dev/null)" -le "${before:-0}" ]; do
+        if ! pid_alive "$DAEMON_PID"; then
+            echo "start_daemon: $name exited during start-up" >&2
+            reap_daemon "$name"
+            return 1
+        fi
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "start_daemon: $name not running after ${ALERTMAIL_START_TIMEOUT}s" >&2
+            return 1
+        fi
+        sleep 0.02
+    done
+}
+
+# daemon_pid NAME -- the PID of the running daemon NAME.
+daemon_pid() {
+    server_pid "$1"
+}
+
+# reap_daemon NAME -- collect the exit status of daemon NAME (DAEMON_RC) once it
+# is gone, and forget it.
+reap_daemon() {
+    local pid
+    pid=$(server_pid "$1") || return 0
+    wait "$pid" 2>/dev/null
+    DAEMON_RC=$?
+    awk -v n="$1" '$2 != n' "$_AM_SERVERS" >"$_AM_SERVERS.new" && mv "$_AM_SERVERS.new" "$_AM_SERVERS"
+}
+
+# stop_daemon NAME [TIMEOUT_S] -- SIGTERM, wait up to TIMEOUT_S (default 12) for
+# the daemon to exit.  Sets DAEMON_RC (its exit status) and DAEMON_STOP_MS (how
+# long it took).  After the timeout: SIGKILL, DAEMON_RC=timeout, returns 1.
+stop_daemon() {
+    local name=$1 timeout=${2:-12} pid start deadline
+    pid=$(server_pid "$name") || { echo "stop_daemon: no daemon $name" >&2; return 1; }
+    start=$(_am_now_ms)
+    deadline=$(( start + timeout * 1000 ))
+    kill -TERM "$pid" 2>/dev/null
+    while pid_alive "$pid" && [ "$(_am_now_ms)" -lt "$deadline" ]; do sleep 0.02; done
+    # shellcheck disable=SC2034  # for the caller
+    DAEMON_STOP_MS=$(( $(_am_now_ms) - start ))
+    if pid_alive "$pid"; then
+        echo "stop_daemon: $name (PID $pid) still running after ${timeout}s; SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null
+        reap_daemon "$name"
+        # shellcheck disable=SC2034  # for the caller
+        DAEMON_RC=timeout
+        return 1
+    fi
+    reap_daemon "$name"
+}
+
+# kill_daemon NAME -- SIGKILL the daemon and reap it.
+kill_daemon() {
+    local pid
+    pid=$(server_pid "$1") || return 0
+    kill -KILL "$pid" 2>/dev/null
+    reap_daemon "$1"
+}
+
+# submit_alerts SPOOL N PREFIX [EXTRA_YAML] -- N alerts with the ids PREFIX-00000,
+# PREFIX-00001, ... written into SPOOL/tmp/ and renamed into SPOOL/new/ the way
+# writers do, by one Python process.  EXTRA_YAML (e.g. "channel: ops") is added
+# to each.
+submit_alerts() {
+    "$ALERTMAIL_PYTHON" - "$@" <<'PY'
+import os, sys
+spool, n, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+extra = sys.argv[4] + "\n" if len(sys.argv) > 4 and sys.argv[4] else ""
+for i in range(n):
+    aid = "%s-%05d" % (prefix, i)
+    tmp = os.path.join(spool, "tmp", aid)
+    with open(tmp, "w") as f:
+        f.write("id: %s\ntitle: test alert %d of %s\nseverity: warning\nsource: host%d\n%s"
+                % (aid, i, prefix, i % 7, extra))
+    os.rename(tmp, os.path.join(spool, "new", aid))
+PY
+}
+
+# spool_count SPOOL DIR -- how many files SPOOL/DIR holds (dot-files not counted).
+spool_count() {
+    find "$1/$2" -mindepth 1 -maxdepth 1 ! -name '.*' 2>/dev/null | wc -l | tr -d ' '
+}
+
+# wait_spool_idle SPOOL [TIMEOUT_S] -- wait (bounded, default 15 s) until new/,
+# active/, deferred/ and meta/ of SPOOL are empty.  Returns 1 on timeout.
+wait_spool_idle() {
+    local s=$1 timeout=${2:-15} deadline d n
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    while :; do
+        n=0
+        for d in new active deferred meta; do n=$(( n + $(spool_count "$s" "$d") )); done
+        [ "$n" -eq 0 ] && return 0
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "wait_spool_idle: $n files left in $s after ${timeout}s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# count_matches FILE ERE -- lines of FILE matching ERE (0 if none or no file).
+count_matches() {
+    local n
+    n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true
+    echo "${n:-0}"
+}
+
+# wait_count FILE ERE N [TIMEOUT_S] -- wait (bounded, default 10 s) until at least
+# N lines of FILE match ERE.  Returns 1 on timeout.
+wait_count() {
+    local f=$1 re=$2 n=$3 timeout=${4:-10} deadline
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    while [ "$(count_matches "$f" "$re")" -lt "$n" ]; do
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "wait_count: $(count_matches "$f" "$re") of $n lines of $f match /$re/ after ${timeout}s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# maildir_alert_ids DIR -- the alert id of every message in the Maildir DIR,
+# from its Message-ID <alert.ID@domain>, one line per message (unsorted).
+maildir_alert_ids() {
+    find "$1/new" "$1/cur" -maxdepth 1 -type f -print0 2>/dev/null |
+        xargs -0 -r grep -h -i -m 1 '^Message-ID:' |
+        sed -n 's/^[Mm][Ee][Ss][Ss][Aa][Gg][Ee]-[Ii][Dd]: *<alert\.\([^@]*\)@.*/\1/p'
+}
+
+# postfix_queue_count NAME -- messages in the queue of Postfix instance NAME
+# (not yet delivered into its Maildir).
+postfix_queue_count() {
+    find "$T/$1/queue/maildrop" "$T/$1/queue/incoming" "$T/$1/queue/active" \
+        "$T/$1/queue/deferred" "$T/$1/queue/hold" -type f 2>/dev/null | wc -l | tr -d ' '
+}
+
+# wait_postfix_idle NAME [TIMEOUT_S] -- wait (bounded, default 15 s) until the
+# queue of Postfix instance NAME is empty.  Returns 1 on timeout.
+wait_postfix_idle() {
+    local name=$1 timeout=${2:-15} deadline
+    deadline=$(( $(_am_now_ms) + timeout * 1000 ))
+    while [ "$(postfix_queue_count "$name")" -gt 0 ]; do
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "wait_postfix_idle: $(postfix_queue_count "$name") messages in $name's queue after ${timeout}s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
 }
