@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,8 @@ struct daemon {
 	struct retry *retries; /* a min-heap by due */
 	size_t nretries, retries_cap;
 	bool new_backlog; /* new/ may hold more than the window took */
+	int64_t status_at;  /* when STATUS= was last sent */
+	char status_last[256];
 	bool stopping, reload_pending, retry_now;
 	int64_t stop_deadline;
 	int64_t next_rescan, next_clean;
@@ -581,6 +584,9 @@ static void srvs_free(struct daemon *d)
 		for (size_t k = 0; k < srv->nslots; k++) {
 			struct slot *sl = &srv->slots[k];
 			if (sl->job != NULL) {
+				/* libcurl would say QUIT and wait for the reply from a server that has not
+				 * answered yet: cut the connection instead. */
+				smtp_conn_abort(sl->conn);
 				curl_multi_remove_handle(sl->multi, smtp_conn_handle(sl->conn));
 				/* The alert stays in active/: the next start delivers it. */
 				job_free(sl->job);
@@ -895,12 +901,24 @@ static void curl_timers(struct daemon *d)
 	}
 }
 
-static void status(struct daemon *d)
+/* STATUS= for systemd when it changed, at most once a second; returns when to look again. */
+static int64_t status(struct daemon *d, int64_t now)
 {
-	sdnotify("STATUS=%lu delivered, %lu deferred, %lu failed; %zu in progress, %zu queued, "
-	         "%zu waiting to retry",
+	char s[256];
+
+	snprintf(s, sizeof(s),
+	         "%lu delivered, %lu deferred, %lu failed; %zu in progress, %zu queued, %zu waiting "
+	         "to retry",
 	         d->delivered, d->deferred, d->failed, d->inflight, d->nready + d->waiting,
 	         d->nretries);
+	if (strcmp(s, d->status_last) == 0)
+		return INT64_MAX;
+	if (now - d->status_at < 1000)
+		return d->status_at + 1000;
+	sdnotify("STATUS=%s", s);
+	snprintf(d->status_last, sizeof(d->status_last), "%s", s);
+	d->status_at = now;
+	return INT64_MAX;
 }
 
 static int setup_fds(struct daemon *d, struct err *e)
@@ -939,11 +957,9 @@ static int setup_fds(struct daemon *d, struct err *e)
 
 static void loop(struct daemon *d)
 {
-	int64_t last_status = 0;
-
 	for (;;) {
 		struct epoll_event evs[64];
-		int64_t now, timeout;
+		int64_t now, timeout, status_again;
 		int n;
 
 		if (d->reload_pending && d->inflight == 0 && !d->stopping)
@@ -953,11 +969,10 @@ static void loop(struct daemon *d)
 		if (d->stopping && (d->inflight == 0 || now_ms() >= d->stop_deadline))
 			break;
 		now = now_ms();
-		if (now - last_status >= 1000) {
-			status(d);
-			last_status = now;
-		}
+		status_again = status(d, now);
 		timeout = next_wakeup(d) - now;
+		if (status_again - now < timeout)
+			timeout = status_again - now;
 		if (timeout < 0)
 			timeout = 0;
 		if (d->retry_now && d->nretries > 0)

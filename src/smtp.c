@@ -393,6 +393,12 @@ void *smtp_conn_handle(struct smtp_conn *c)
 	return c->curl;
 }
 
+void smtp_conn_abort(struct smtp_conn *c)
+{
+	if (c->sock != CURL_SOCKET_BAD)
+		shutdown(c->sock, SHUT_RDWR);
+}
+
 /* libcurl takes whole seconds here; round up so that a bound is never shorter than configured. */
 static long seconds_up(int64_t ms)
 {

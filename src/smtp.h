@@ -63,6 +63,8 @@ int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcp
                     const char *msg, size_t len, struct smtp_result *r);
 enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r);
 void *smtp_conn_handle(struct smtp_conn *c); /* the CURL easy handle */
+/* Cuts the connection short (no QUIT, no wait on the server): for a stop that must not hang. */
+void smtp_conn_abort(struct smtp_conn *c);
 
 /* Opens a session (TCP, TLS, EHLO, AUTH) and closes it without sending mail. */
 enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r);
