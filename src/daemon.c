@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdint.h>
@@ -41,7 +42,7 @@
 struct job;
 
 /* What epoll reports on: our own descriptors, and libcurl's sockets of one server. */
-enum watch_kind { WATCH_INOTIFY, WATCH_SIGNAL, WATCH_CURL };
+enum watch_kind { WATCH_INOTIFY, WATCH_SIGNAL, WATCH_CURL, WATCH_SESSION };
 
 struct srv;
 struct slot;
@@ -61,6 +62,13 @@ struct slot {
 	struct smtp_conn *conn;
 	struct job *job;  /* NULL: idle */
 	int64_t timer_at; /* libcurl's next timeout for this multi, -1 for none */
+	bool in_multi;    /* the handle is in the multi: opening, or an open session */
+	bool opening;     /* libcurl is opening the session */
+	/* The open session's socket, watched by us (a dup, so that libcurl's own registration of
+	 * the socket in epoll, if any, stays apart). */
+	int iofd;
+	uint32_t io_events;
+	struct watch io;
 };
 
 /* A server entry's delivery state. */
@@ -92,6 +100,8 @@ struct job {
 	size_t tries; /* servers tried in this round */
 	bool any_temp;
 	int64_t started; /* of the current attempt */
+	bool reused;     /* the attempt went over a session opened for an earlier message */
+	bool reopened;   /* ... and was started again on a fresh one when that session had died */
 	struct job *next;
 };
 
@@ -411,25 +421,166 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 	next_server(d, j);
 }
 
+static struct daemon *the_daemon; /* for libcurl's callbacks, which carry the slot only */
+
+/* Watches the slot's session socket for events (0: not at all). */
+static void io_watch(struct slot *sl, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = &sl->io};
+
+	if (sl->iofd < 0 || events == sl->io_events)
+		return;
+	if (events == 0)
+		epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, sl->iofd, NULL);
+	else if (epoll_ctl(the_daemon->epfd, sl->io_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sl->iofd,
+	                   &ev) < 0)
+		log_err("daemon", "epoll session socket: %s", strerror(errno));
+	sl->io_events = events;
+}
+
+/* Ends the slot's session, if any: no wait on the server, whatever state it is in. */
+static void slot_drop(struct slot *sl)
+{
+	io_watch(sl, 0);
+	if (sl->iofd >= 0)
+		close(sl->iofd);
+	sl->iofd = -1;
+	smtp_close(sl->conn);
+	if (sl->in_multi)
+		curl_multi_remove_handle(sl->multi, smtp_conn_handle(sl->conn));
+	sl->in_multi = false;
+	sl->opening = false;
+}
+
+static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_result *r);
+
+/* Drives the message on the slot's open session as far as it goes without waiting. */
+static void slot_drive(struct daemon *d, struct slot *sl)
+{
+	struct smtp_result r;
+	enum smtp_tx_wait w = smtp_tx_step(sl->conn, &r);
+
+	if (w == SMTP_TX_DONE) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	io_watch(sl, w == SMTP_TX_WANT_WRITE ? EPOLLOUT : EPOLLIN);
+}
+
+static void slot_send(struct daemon *d, struct slot *sl)
+{
+	struct job *j = sl->job;
+	struct smtp_result r;
+
+	if (smtp_tx_start(sl->conn, j->n.mail_from, j->n.rcpt, j->n.nrcpt, j->n.message.data,
+	                  j->n.message.len, &r) < 0) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	slot_drive(d, sl);
+}
+
+/* Starts j on the slot: over its open session, or opening one first. */
 static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j)
 {
 	struct smtp_result r;
 
+	(void)srv;
 	j->started = now_ms();
-	if (smtp_send_begin(sl->conn, j->n.mail_from, j->n.rcpt, j->n.nrcpt, j->n.message.data,
-	                    j->n.message.len, &r) < 0) {
-		attempt_done(d, srv, j, &r);
+	sl->job = j;
+	d->inflight++;
+	j->reused = smtp_is_open(sl->conn);
+	if (j->reused) {
+		slot_send(d, sl);
+		return;
+	}
+	slot_drop(sl);
+	if (smtp_open_begin(sl->conn, &r) < 0) {
+		slot_finish(d, sl, &r);
 		return;
 	}
 	if (curl_multi_add_handle(sl->multi, smtp_conn_handle(sl->conn)) != CURLM_OK) {
 		snprintf(r.detail, sizeof(r.detail), "cannot start a transfer");
 		r.outcome = OUTCOME_TEMPFAIL;
-		smtp_send_end(sl->conn, CURLE_FAILED_INIT, &r);
-		attempt_done(d, srv, j, &r);
+		slot_finish(d, sl, &r);
 		return;
 	}
-	sl->job = j;
-	d->inflight++;
+	sl->in_multi = true;
+	sl->opening = true;
+}
+
+/* libcurl finished opening the session: on to the message, or the attempt failed. */
+static void slot_opened(struct daemon *d, struct slot *sl, CURLcode cc)
+{
+	struct smtp_result r;
+
+	sl->opening = false;
+	if (smtp_open_end(sl->conn, (int)cc, &r) != OUTCOME_OK) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	sl->iofd = fcntl(smtp_socket(sl->conn), F_DUPFD_CLOEXEC, 0);
+	if (sl->iofd < 0) {
+		snprintf(r.detail, sizeof(r.detail), "cannot watch the session: %s", strerror(errno));
+		r.outcome = OUTCOME_TEMPFAIL;
+		slot_finish(d, sl, &r);
+		return;
+	}
+	slot_send(d, sl);
+}
+
+static struct slot *free_slot(struct srv *srv);
+
+/* The attempt on this slot is over: the session is kept when it is still good. */
+static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_result *r)
+{
+	struct job *j = sl->job;
+	struct srv *srv = sl->srv;
+
+	if (!smtp_is_open(sl->conn) || r->outcome != OUTCOME_OK)
+		slot_drop(sl);
+	else
+		/* Idle: a server that closes the session (or says 421 first) is noticed. */
+		io_watch(sl, EPOLLIN | EPOLLRDHUP);
+	sl->job = NULL;
+	d->inflight--;
+	if (j == NULL)
+		return;
+	/* A kept session the server has closed meanwhile fails before any reply: that is not
+	 * the server's answer to this alert. Once, on a fresh session. */
+	if (r->outcome != OUTCOME_OK && j->reused && !j->reopened && r->reply.code == 0) {
+		j->reopened = true;
+		log_debug("delivery", "%s: the kept session to %s had ended; opening a new one",
+		          j->qid, srv->conf->name);
+		slot_start(d, srv, sl, j);
+		return;
+	}
+	attempt_done(d, srv, j, r);
+	/* Free slots go to jobs waiting for this server. */
+	for (;;) {
+		struct slot *free_sl = free_slot(srv);
+		struct job *w = srv->wait_head;
+		if (free_sl == NULL || w == NULL)
+			break;
+		srv->wait_head = w->next;
+		if (srv->wait_head == NULL)
+			srv->wait_tail = NULL;
+		d->waiting--;
+		slot_start(d, srv, free_sl, w);
+	}
+}
+
+/* An event on a session socket: the message moves on, or an idle session has ended. */
+static void slot_event(struct daemon *d, struct slot *sl)
+{
+	if (sl->job != NULL && !sl->opening) {
+		slot_drive(d, sl);
+		return;
+	}
+	if (sl->job == NULL) {
+		log_debug("server", "%s: a kept session ended", sl->srv->conf->name);
+		slot_drop(sl);
+	}
 }
 
 static struct slot *free_slot(struct srv *srv)
@@ -485,48 +636,23 @@ static void start_round(struct daemon *d, struct job *j)
 	try_server(d, j);
 }
 
-/* Collects a slot's finished transfer and gives the free slots of its server to waiting jobs. */
+/* libcurl's part of a slot (opening its session) has news. */
 static void slot_collect(struct daemon *d, struct slot *sl)
 {
-	struct srv *srv = sl->srv;
-
 	for (;;) {
 		int left;
 		CURLMsg *m = curl_multi_info_read(sl->multi, &left);
-		struct smtp_result r;
-		struct job *j;
-		CURL *easy;
-		CURLcode cc;
 
 		if (m == NULL)
 			break;
-		if (m->msg != CURLMSG_DONE || sl->job == NULL)
+		if (m->msg != CURLMSG_DONE || !sl->opening || sl->job == NULL)
 			continue;
-		easy = m->easy_handle;
-		cc = m->data.result;
-		curl_multi_remove_handle(sl->multi, easy);
-		smtp_send_end(sl->conn, (int)cc, &r);
-		j = sl->job;
-		sl->job = NULL;
-		d->inflight--;
-		attempt_done(d, srv, j, &r);
-	}
-	for (;;) {
-		struct slot *free_sl = free_slot(srv);
-		struct job *j = srv->wait_head;
-		if (free_sl == NULL || j == NULL)
-			break;
-		srv->wait_head = j->next;
-		if (srv->wait_head == NULL)
-			srv->wait_tail = NULL;
-		d->waiting--;
-		slot_start(d, srv, free_sl, j);
+		/* The handle stays in the multi: the session lives there. */
+		slot_opened(d, sl, m->data.result);
 	}
 }
 
 /* ---- libcurl's sockets and timers in our epoll ---- */
-
-static struct daemon *the_daemon; /* for libcurl's callbacks, which carry the server only */
 
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -583,14 +709,10 @@ static void srvs_free(struct daemon *d)
 		struct srv *srv = &d->srvs[i];
 		for (size_t k = 0; k < srv->nslots; k++) {
 			struct slot *sl = &srv->slots[k];
-			if (sl->job != NULL) {
-				/* libcurl would say QUIT and wait for the reply from a server that has not
-				 * answered yet: cut the connection instead. */
-				smtp_conn_abort(sl->conn);
-				curl_multi_remove_handle(sl->multi, smtp_conn_handle(sl->conn));
-				/* The alert stays in active/: the next start delivers it. */
+			/* No wait on any server: in-flight alerts stay in active/ for the next start. */
+			slot_drop(sl);
+			if (sl->job != NULL)
 				job_free(sl->job);
-			}
 			/* The multi first: its connections call back into the conn when closed. */
 			curl_multi_cleanup(sl->multi);
 			smtp_conn_free(sl->conn);
@@ -639,6 +761,9 @@ static int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_
 			struct slot *sl = &srv->slots[k];
 			sl->srv = srv;
 			sl->timer_at = -1;
+			sl->iofd = -1;
+			sl->io.kind = WATCH_SESSION;
+			sl->io.slot = sl;
 			sl->conn = smtp_conn_new(srv->conf);
 			sl->multi = curl_multi_init();
 			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
@@ -876,9 +1001,11 @@ static int64_t next_wakeup(struct daemon *d)
 		t = d->stop_deadline;
 	for (size_t i = 0; i < d->cfg->nservers; i++)
 		for (size_t k = 0; k < d->srvs[i].nslots; k++) {
-			int64_t at = d->srvs[i].slots[k].timer_at;
-			if (at >= 0 && at < t)
-				t = at;
+			struct slot *sl = &d->srvs[i].slots[k];
+			if (sl->timer_at >= 0 && sl->timer_at < t)
+				t = sl->timer_at;
+			if (sl->job != NULL && !sl->opening && smtp_tx_deadline(sl->conn) < t)
+				t = smtp_tx_deadline(sl->conn);
 		}
 	return t;
 }
@@ -892,6 +1019,9 @@ static void curl_timers(struct daemon *d)
 		for (size_t k = 0; k < srv->nslots; k++) {
 			struct slot *sl = &srv->slots[k];
 			int running;
+			/* Our own wait on a reply: smtp_tx_step times it out. */
+			if (sl->job != NULL && !sl->opening && smtp_tx_deadline(sl->conn) <= now)
+				slot_drive(d, sl);
 			if (sl->timer_at < 0 || sl->timer_at > now)
 				continue;
 			sl->timer_at = -1;
@@ -988,6 +1118,8 @@ static void loop(struct daemon *d)
 				on_signal(d);
 			} else if (w->kind == WATCH_INOTIFY) {
 				on_inotify(d);
+			} else if (w->kind == WATCH_SESSION) {
+				slot_event(d, w->slot);
 			} else {
 				struct slot *sl = w->slot;
 				int fd = w->fd, running;

@@ -66,6 +66,30 @@ void *smtp_conn_handle(struct smtp_conn *c); /* the CURL easy handle */
 /* Cuts the connection short (no QUIT, no wait on the server): for a stop that must not hang. */
 void smtp_conn_abort(struct smtp_conn *c);
 
+/* For an event loop that must never block: libcurl opens the session (TCP, TLS, EHLO, AUTH)
+ * on smtp_conn_handle(c), which the caller adds to a multi handle of its own (one per
+ * connection) and leaves there while the session is open; alertmail then speaks the
+ * transaction itself, one message after the other on the same session. */
+int smtp_open_begin(struct smtp_conn *c, struct smtp_result *r);
+enum outcome smtp_open_end(struct smtp_conn *c, int curl_code, struct smtp_result *r);
+bool smtp_is_open(const struct smtp_conn *c);
+int smtp_socket(const struct smtp_conn *c); /* the open session's socket, or -1 */
+/* Ends the session without a wait; the caller then removes the handle from its multi. */
+void smtp_close(struct smtp_conn *c);
+
+enum smtp_tx_wait {
+	SMTP_TX_WANT_READ,  /* call smtp_tx_step when the socket is readable or at the deadline */
+	SMTP_TX_WANT_WRITE, /* ... when it is writable or at the deadline */
+	SMTP_TX_DONE,       /* r holds the outcome */
+};
+
+/* Starts one message on an open session (rcpt and msg must live until it is done); -1 with r
+ * filled when it cannot start. */
+int smtp_tx_start(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                  const char *msg, size_t len, struct smtp_result *r);
+enum smtp_tx_wait smtp_tx_step(struct smtp_conn *c, struct smtp_result *r);
+int64_t smtp_tx_deadline(const struct smtp_conn *c); /* monotonic ms */
+
 /* Opens a session (TCP, TLS, EHLO, AUTH) and closes it without sending mail. */
 enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r);
 
