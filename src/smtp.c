@@ -41,7 +41,7 @@ struct smtp_conn {
 	bool in_reply;
 	bool auth_done;
 	bool quitting;   /* after QUIT: the 221 must not hide the reply that mattered */
-	bool in_session; /* between smtp_send_begin and smtp_send_end */
+	bool in_session; /* between send_begin and send_end (smtp_send) */
 	/* The socket of this handle's connection. A handle's connections live in its own cache (or
 	 * its own multi handle in the daemon), so there is at most one. */
 	curl_socket_t sock;
@@ -418,11 +418,6 @@ void *smtp_conn_handle(struct smtp_conn *c)
 	return c->curl;
 }
 
-void smtp_conn_abort(struct smtp_conn *c)
-{
-	if (c->sock != CURL_SOCKET_BAD)
-		shutdown(c->sock, SHUT_RDWR);
-}
 
 /* libcurl takes whole seconds here; round up so that a bound is never shorter than configured. */
 static long seconds_up(int64_t ms)
@@ -580,8 +575,8 @@ static enum outcome session_end(struct smtp_conn *c, CURLcode cc, struct smtp_re
 	return r->outcome;
 }
 
-int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
-                    const char *msg, size_t len, struct smtp_result *r)
+static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                      const char *msg, size_t len, struct smtp_result *r)
 {
 	char why[256];
 	struct err e;
@@ -632,7 +627,7 @@ int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcp
 	return 0;
 }
 
-enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r)
+static enum outcome send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r)
 {
 	c->in_session = false;
 	/* After a failure libcurl may keep the connection (a timeout waiting for the final reply
@@ -648,9 +643,9 @@ enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_resul
 enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
                        const char *msg, size_t len, struct smtp_result *r)
 {
-	if (smtp_send_begin(c, mail_from, rcpt, nrcpt, msg, len, r) < 0)
+	if (send_begin(c, mail_from, rcpt, nrcpt, msg, len, r) < 0)
 		return r->outcome;
-	return smtp_send_end(c, curl_easy_perform(c->curl), r);
+	return send_end(c, curl_easy_perform(c->curl), r);
 }
 
 static void cert_expiry(struct smtp_conn *c, struct smtp_result *r)

@@ -56,15 +56,7 @@ void smtp_conn_free(struct smtp_conn *c);
 /* Sends one message (CRLF line ends). Returns the outcome, also stored in r. */
 enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
                        const char *msg, size_t len, struct smtp_result *r);
-/* The same in two steps, for an event loop: begin prepares the handle (smtp_conn_handle) that
- * the caller adds to its multi handle; end takes libcurl's result. begin returns -1 with r
- * filled when the session cannot start. */
-int smtp_send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
-                    const char *msg, size_t len, struct smtp_result *r);
-enum outcome smtp_send_end(struct smtp_conn *c, int curl_code, struct smtp_result *r);
 void *smtp_conn_handle(struct smtp_conn *c); /* the CURL easy handle */
-/* Cuts the connection short (no QUIT, no wait on the server): for a stop that must not hang. */
-void smtp_conn_abort(struct smtp_conn *c);
 
 /* For an event loop that must never block: libcurl opens the session (TCP, TLS, EHLO, AUTH)
  * on smtp_conn_handle(c), which the caller adds to a multi handle of its own (one per
