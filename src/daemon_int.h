@@ -1,0 +1,145 @@
+/* Internals shared by the daemon's files (daemon.c: the loop; delivery.c: jobs, rounds and
+ * each server's slots); no other module includes it. */
+#ifndef ALERTMAIL_DAEMON_INT_H
+#define ALERTMAIL_DAEMON_INT_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "notify.h"
+#include "spool.h"
+
+struct config;
+struct channel;
+struct server;
+struct mail_template;
+struct smtp_conn;
+struct err;
+
+struct job;
+
+/* What epoll reports on: our own descriptors, and libcurl's sockets of one server. */
+enum watch_kind { WATCH_INOTIFY, WATCH_SIGNAL, WATCH_CURL, WATCH_SESSION };
+
+struct srv;
+struct slot;
+
+struct watch {
+	enum watch_kind kind;
+	int fd;
+	struct slot *slot;
+};
+
+/* One connection of a server: at most max_connections sessions at once. Each slot has its own
+ * multi handle, so its connection is its own: never shared with another server entry, and
+ * reused by the next alert through this slot. */
+struct slot {
+	struct srv *srv;
+	CURLM *multi;
+	struct smtp_conn *conn;
+	struct job *job;  /* NULL: idle */
+	int64_t timer_at; /* libcurl's next timeout for this multi, -1 for none */
+	bool in_multi;    /* the handle is in the multi: opening, or an open session */
+	bool opening;     /* libcurl is opening the session */
+	/* The open session's socket, watched by us (a dup, so that libcurl's own registration of
+	 * the socket in epoll, if any, stays apart). */
+	int iofd;
+	uint32_t io_events;
+	struct watch io;
+};
+
+/* A server entry's delivery state. */
+struct srv {
+	const struct server *conf;
+	struct slot *slots;
+	size_t nslots;
+	int busy_count;   /* 421/432/454 in a row */
+	int64_t busy_until;
+	struct job *wait_head, *wait_tail; /* jobs waiting for a free slot */
+};
+
+/* A channel's state: failover memory. */
+struct chan {
+	const struct channel *conf;
+	struct mail_template *tmpl;
+	size_t preferred; /* the server new deliveries start with */
+	int64_t preferred_since;
+};
+
+struct job {
+	char qid[SPOOL_QID_MAX];
+	struct spool_meta meta;
+	struct alert *alert;
+	struct chan *chan;
+	struct notification n;
+	bool prepared;
+	size_t cur;   /* index in the channel's servers being tried */
+	size_t tries; /* servers tried in this round */
+	bool any_temp;
+	int64_t started; /* of the current attempt */
+	bool reused;     /* the attempt went over a session opened for an earlier message */
+	bool reopened;   /* ... and was started again on a fresh one when that session had died */
+	struct job *next;
+};
+
+struct retry;
+
+struct daemon {
+	const char *config_path;
+	struct config *cfg;
+	struct spool *spool;
+	struct srv *srvs;
+	struct chan *chans;
+	int epfd;
+	struct watch inotify, signals;
+	struct job *ready_head, *ready_tail;
+	size_t nready;
+	size_t inflight;
+	size_t waiting;
+	struct retry *retries; /* a min-heap by due */
+	size_t nretries, retries_cap;
+	bool new_backlog; /* new/ may hold more than the window took */
+	int64_t status_at;  /* when STATUS= was last sent */
+	char status_last[256];
+	bool stopping, reload_pending, retry_now;
+	int64_t stop_deadline;
+	int64_t next_rescan, next_clean;
+	unsigned long delivered, deferred, failed;
+};
+
+/* Monotonic milliseconds: the clock of every due time, deadline and timer here. */
+static inline int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* delivery.c: jobs, their rounds across a channel's servers, and each server's slots. */
+struct job *job_new(const char *qid);
+void job_free(struct job *j);
+/* Reads, parses and renders the alert; a bad alert goes to failed/ here. */
+int job_prepare(struct daemon *d, struct job *j);
+/* A round: the channel's servers in turn from the preferred one, until one takes the alert;
+ * when none does, it is deferred or failed. */
+void round_start(struct daemon *d, struct job *j);
+/* Drives the message on the slot's open session as far as it goes without waiting. */
+void slot_drive(struct daemon *d, struct slot *sl);
+/* An event on a session socket: the message moves on, or an idle session has ended. */
+void slot_event(struct daemon *d, struct slot *sl);
+/* libcurl's part of a slot (opening its session) has news. */
+void slot_collect(struct daemon *d, struct slot *sl);
+/* d->srvs and *chans_out (templates loaded) for cfg; on error nothing is kept. */
+int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, struct err *e);
+/* Ends every session without waiting on a server; jobs in flight stay in active/. */
+void srvs_free(struct daemon *d);
+
+/* daemon.c */
+/* Schedules qid's next round at due (monotonic ms). */
+void retry_push(struct daemon *d, int64_t due, const char *qid);
+
+#endif

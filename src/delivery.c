@@ -1,0 +1,596 @@
+/* Delivery: jobs (one alert each: prepared, tried, then delivered, deferred or failed), their
+ * rounds across a channel's servers with failover memory and busy-server backoff, and each
+ * server's slots (a libcurl multi to open a session, our own watch on the open session). */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alert.h"
+#include "conf.h"
+#include "daemon_int.h"
+#include "duration.h"
+#include "log.h"
+#include "mailtmpl.h"
+#include "notify.h"
+#include "queue.h"
+#include "route.h"
+#include "smtp.h"
+#include "spool.h"
+
+static void iso_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- jobs ---- */
+
+struct job *job_new(const char *qid)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	snprintf(j->qid, sizeof(j->qid), "%s", qid);
+	buf_init(&j->meta.history);
+	return j;
+}
+
+void job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	alert_free(j->alert);
+	notify_free(&j->n);
+	spool_meta_free(&j->meta);
+	free(j);
+}
+
+/* Moves the alert to failed/ with the reason and its history of attempts. */
+static void job_fail(struct daemon *d, struct job *j, const char *why)
+{
+	struct buf r;
+	struct err e;
+	char now[32];
+
+	iso_time(time(NULL), now, sizeof(now));
+	buf_init(&r);
+	buf_printf(&r, "%s\n", why);
+	buf_printf(&r, "queue id: %s\n", j->qid);
+	if (j->alert != NULL)
+		buf_printf(&r, "alert id: %s\n", j->alert->id);
+	if (j->chan != NULL)
+		buf_printf(&r, "channel: %s\n", j->chan->conf->name);
+	buf_printf(&r, "failed at: %s\n", now);
+	if (j->meta.history.len > 0) {
+		buf_adds(&r, "attempts:\n");
+		buf_add(&r, j->meta.history.data, j->meta.history.len);
+	}
+	if (spool_fail(d->spool, SPOOL_ACTIVE, j->qid, r.data, &e) < 0)
+		log_err("spool", "%s: cannot move to failed/: %s", j->qid, e.msg);
+	else
+		log_warn("delivery", "%s%s%s: failed: %s", j->qid, j->alert ? " id=" : "",
+		         j->alert ? j->alert->id : "", why);
+	d->failed++;
+	buf_free(&r);
+	job_free(j);
+}
+
+/* Reads, parses and renders the alert; a bad alert goes to failed/ here. */
+int job_prepare(struct daemon *d, struct job *j)
+{
+	struct buf b;
+	struct err e;
+	const struct channel *ch;
+	char name[SPOOL_QID_MAX + 16];
+
+	buf_init(&b);
+	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, ALERT_MAX_SIZE, &b, &e) < 0) {
+		buf_free(&b);
+		job_fail(d, j, e.msg);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "alert %s", j->qid);
+	if (alert_parse(b.data, b.len, name, time(NULL), &j->alert, &e) < 0) {
+		buf_free(&b);
+		job_fail(d, j, e.msg);
+		return -1;
+	}
+	buf_free(&b);
+	ch = route_select(d->cfg, j->alert, &e);
+	if (ch == NULL) {
+		job_fail(d, j, e.msg);
+		return -1;
+	}
+	j->chan = &d->chans[ch - d->cfg->channels];
+	if (notify_build(d->cfg, ch, j->chan->tmpl, j->alert, NULL, 0, &j->n, &e) < 0) {
+		job_fail(d, j, e.msg);
+		return -1;
+	}
+	snprintf(j->meta.channel, sizeof(j->meta.channel), "%s", ch->name);
+	j->prepared = true;
+	return 0;
+}
+
+/* ---- rounds: a channel's servers in turn, failover memory, busy servers ---- */
+
+static struct srv *srv_of(struct daemon *d, const struct server *s)
+{
+	return &d->srvs[s - d->cfg->servers];
+}
+
+static void try_server(struct daemon *d, struct job *j);
+static struct slot *free_slot(struct srv *srv);
+static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j);
+
+static void round_failed(struct daemon *d, struct job *j)
+{
+	struct err e;
+	int64_t now = now_ms();
+	time_t wall = time(NULL);
+	uint32_t rnd = 0;
+	int64_t wait;
+
+	j->meta.attempts++;
+	if (j->meta.first_failed == 0)
+		j->meta.first_failed = wall;
+	if (!j->any_temp) {
+		job_fail(d, j, "every server refused it permanently");
+		return;
+	}
+	if (queue_give_up((int64_t)j->meta.first_failed * 1000, (int64_t)wall * 1000,
+	                  d->cfg->retry_give_up_after_ms)) {
+		char why[128], span[32];
+		duration_format(d->cfg->retry_give_up_after_ms, span, sizeof(span));
+		snprintf(why, sizeof(why), "gave up after %s of temporary failures (%d rounds)", span,
+		         j->meta.attempts);
+		job_fail(d, j, why);
+		return;
+	}
+	RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+	wait = queue_backoff_ms(j->meta.attempts, d->cfg->retry_initial_ms,
+	                        d->cfg->retry_max_interval_ms, rnd);
+	j->meta.next_attempt = wall + (time_t)(wait / 1000);
+	if (spool_defer(d->spool, j->qid, &j->meta, &e) < 0) {
+		log_err("spool", "%s: cannot defer: %s", j->qid, e.msg);
+	} else {
+		char when[32];
+		iso_time(j->meta.next_attempt, when, sizeof(when));
+		log_notice("delivery", "%s id=%s channel=%s: deferred, attempt %d, next at %s: %s",
+		           j->qid, j->alert->id, j->chan->conf->name, j->meta.attempts, when,
+		           j->meta.last_error);
+		retry_push(d, now + wait, j->qid);
+		d->deferred++;
+	}
+	job_free(j);
+}
+
+static void next_server(struct daemon *d, struct job *j)
+{
+	j->tries++;
+	if (j->tries >= j->chan->conf->nservers) {
+		round_failed(d, j);
+		return;
+	}
+	j->cur = (j->cur + 1) % j->chan->conf->nservers;
+	try_server(d, j);
+}
+
+static void record_attempt(struct job *j, const struct server *s, const char *what)
+{
+	char when[32], line[1024];
+
+	iso_time(time(NULL), when, sizeof(when));
+	snprintf(line, sizeof(line), "%s %s: %s", when, s->name, what);
+	spool_meta_add_attempt(&j->meta, line);
+	snprintf(j->meta.last_error, sizeof(j->meta.last_error), "%s: %s", s->name, what);
+}
+
+static bool busy_reply(int code)
+{
+	return code == 421 || code == 432 || code == 454;
+}
+
+static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
+                         const struct smtp_result *r)
+{
+	struct err e;
+	int64_t now = now_ms();
+	int64_t latency = now - j->started;
+
+	if (r->outcome == OUTCOME_OK) {
+		struct chan *c = j->chan;
+		srv->busy_count = 0;
+		if (c->preferred != j->cur) {
+			log_notice("channel", "%s: now delivering through %s (failover from %s)",
+			           c->conf->name, srv->conf->name, c->conf->servers[c->preferred]->name);
+			c->preferred = j->cur;
+			c->preferred_since = now;
+		}
+		if (spool_done(d->spool, j->qid, &e) < 0)
+			log_err("spool", "%s: %s", j->qid, e.msg);
+		log_notice("delivery", "%s id=%s channel=%s server=%s: %s [%lld ms]", j->qid,
+		           j->alert->id, c->conf->name, srv->conf->name, r->detail, (long long)latency);
+		d->delivered++;
+		job_free(j);
+		return;
+	}
+	log_info("delivery", "%s id=%s channel=%s server=%s: %s: %s [%lld ms]", j->qid, j->alert->id,
+	         j->chan->conf->name, srv->conf->name, outcome_name(r->outcome), r->detail,
+	         (long long)latency);
+	record_attempt(j, srv->conf, r->detail);
+	if (r->outcome == OUTCOME_TEMPFAIL)
+		j->any_temp = true;
+	if (busy_reply(r->reply.code)) {
+		srv->busy_count++;
+		srv->busy_until = now + queue_server_backoff_ms(srv->busy_count);
+		log_notice("server", "%s answered %d: not used for %lld s", srv->conf->name,
+		           r->reply.code, (long long)((srv->busy_until - now) / 1000));
+	}
+	next_server(d, j);
+}
+
+static void try_server(struct daemon *d, struct job *j)
+{
+	const struct server *s = j->chan->conf->servers[j->cur];
+	struct srv *srv = srv_of(d, s);
+	struct slot *sl;
+
+	if (srv->busy_until > now_ms()) {
+		char what[256];
+		snprintf(what, sizeof(what), "not tried: the server is backing off for %lld s more",
+		         (long long)((srv->busy_until - now_ms()) / 1000 + 1));
+		record_attempt(j, s, what);
+		j->any_temp = true;
+		next_server(d, j);
+		return;
+	}
+	sl = free_slot(srv);
+	if (sl == NULL) {
+		j->next = NULL;
+		if (srv->wait_tail != NULL)
+			srv->wait_tail->next = j;
+		else
+			srv->wait_head = j;
+		srv->wait_tail = j;
+		d->waiting++;
+		return;
+	}
+	slot_start(d, srv, sl, j);
+}
+
+void round_start(struct daemon *d, struct job *j)
+{
+	struct chan *c = j->chan;
+
+	/* After switch_back_after, the primary gets its chance again. */
+	if (c->preferred != 0 && now_ms() - c->preferred_since >= c->conf->switch_back_after_ms) {
+		log_notice("channel", "%s: trying the primary %s again", c->conf->name,
+		           c->conf->servers[0]->name);
+		c->preferred = 0;
+	}
+	j->cur = c->preferred;
+	j->tries = 0;
+	j->any_temp = false;
+	try_server(d, j);
+}
+
+/* ---- a server's slots: opening sessions through libcurl, driving them ourselves ---- */
+
+static struct daemon *the_daemon; /* for libcurl's callbacks, which carry the slot only */
+
+/* Watches the slot's session socket for events (0: not at all). */
+static void io_watch(struct slot *sl, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = &sl->io};
+
+	if (sl->iofd < 0 || events == sl->io_events)
+		return;
+	if (events == 0)
+		epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, sl->iofd, NULL);
+	else if (epoll_ctl(the_daemon->epfd, sl->io_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sl->iofd,
+	                   &ev) < 0)
+		log_err("daemon", "epoll session socket: %s", strerror(errno));
+	sl->io_events = events;
+}
+
+/* Ends the slot's session, if any: no wait on the server, whatever state it is in. */
+static void slot_drop(struct slot *sl)
+{
+	io_watch(sl, 0);
+	if (sl->iofd >= 0)
+		close(sl->iofd);
+	sl->iofd = -1;
+	smtp_close(sl->conn);
+	if (sl->in_multi)
+		curl_multi_remove_handle(sl->multi, smtp_conn_handle(sl->conn));
+	sl->in_multi = false;
+	sl->opening = false;
+}
+
+static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_result *r);
+
+/* Drives the message on the slot's open session as far as it goes without waiting. */
+void slot_drive(struct daemon *d, struct slot *sl)
+{
+	struct smtp_result r;
+	enum smtp_tx_wait w = smtp_tx_step(sl->conn, &r);
+
+	if (w == SMTP_TX_DONE) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	io_watch(sl, w == SMTP_TX_WANT_WRITE ? EPOLLOUT : EPOLLIN);
+}
+
+static void slot_send(struct daemon *d, struct slot *sl)
+{
+	struct job *j = sl->job;
+	struct smtp_result r;
+
+	if (smtp_tx_start(sl->conn, j->n.mail_from, j->n.rcpt, j->n.nrcpt, j->n.message.data,
+	                  j->n.message.len, &r) < 0) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	slot_drive(d, sl);
+}
+
+/* Starts j on the slot: over its open session, or opening one first. */
+static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j)
+{
+	struct smtp_result r;
+
+	(void)srv;
+	j->started = now_ms();
+	sl->job = j;
+	d->inflight++;
+	j->reused = smtp_is_open(sl->conn);
+	if (j->reused) {
+		slot_send(d, sl);
+		return;
+	}
+	slot_drop(sl);
+	if (smtp_open_begin(sl->conn, &r) < 0) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	if (curl_multi_add_handle(sl->multi, smtp_conn_handle(sl->conn)) != CURLM_OK) {
+		snprintf(r.detail, sizeof(r.detail), "cannot start a transfer");
+		r.outcome = OUTCOME_TEMPFAIL;
+		slot_finish(d, sl, &r);
+		return;
+	}
+	sl->in_multi = true;
+	sl->opening = true;
+}
+
+/* libcurl finished opening the session: on to the message, or the attempt failed. */
+static void slot_opened(struct daemon *d, struct slot *sl, CURLcode cc)
+{
+	struct smtp_result r;
+
+	sl->opening = false;
+	if (smtp_open_end(sl->conn, (int)cc, &r) != OUTCOME_OK) {
+		slot_finish(d, sl, &r);
+		return;
+	}
+	sl->iofd = fcntl(smtp_socket(sl->conn), F_DUPFD_CLOEXEC, 0);
+	if (sl->iofd < 0) {
+		snprintf(r.detail, sizeof(r.detail), "cannot watch the session: %s", strerror(errno));
+		r.outcome = OUTCOME_TEMPFAIL;
+		slot_finish(d, sl, &r);
+		return;
+	}
+	slot_send(d, sl);
+}
+
+/* The attempt on this slot is over: the session is kept when it is still good. */
+static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_result *r)
+{
+	struct job *j = sl->job;
+	struct srv *srv = sl->srv;
+
+	if (!smtp_is_open(sl->conn) || r->outcome != OUTCOME_OK)
+		slot_drop(sl);
+	else
+		/* Idle: a server that closes the session (or says 421 first) is noticed. */
+		io_watch(sl, EPOLLIN | EPOLLRDHUP);
+	sl->job = NULL;
+	d->inflight--;
+	if (j == NULL)
+		return;
+	/* A kept session the server has closed meanwhile fails before any reply: that is not
+	 * the server's answer to this alert. Once, on a fresh session. */
+	if (r->outcome != OUTCOME_OK && j->reused && !j->reopened && r->reply.code == 0) {
+		j->reopened = true;
+		log_debug("delivery", "%s: the kept session to %s had ended; opening a new one",
+		          j->qid, srv->conf->name);
+		slot_start(d, srv, sl, j);
+		return;
+	}
+	attempt_done(d, srv, j, r);
+	/* Free slots go to jobs waiting for this server. */
+	for (;;) {
+		struct slot *free_sl = free_slot(srv);
+		struct job *w = srv->wait_head;
+		if (free_sl == NULL || w == NULL)
+			break;
+		srv->wait_head = w->next;
+		if (srv->wait_head == NULL)
+			srv->wait_tail = NULL;
+		d->waiting--;
+		slot_start(d, srv, free_sl, w);
+	}
+}
+
+/* An event on a session socket: the message moves on, or an idle session has ended. */
+void slot_event(struct daemon *d, struct slot *sl)
+{
+	if (sl->job != NULL && !sl->opening) {
+		slot_drive(d, sl);
+		return;
+	}
+	if (sl->job == NULL) {
+		log_debug("server", "%s: a kept session ended", sl->srv->conf->name);
+		slot_drop(sl);
+	}
+}
+
+static struct slot *free_slot(struct srv *srv)
+{
+	for (size_t i = 0; i < srv->nslots; i++)
+		if (srv->slots[i].job == NULL)
+			return &srv->slots[i];
+	return NULL;
+}
+
+/* libcurl's part of a slot (opening its session) has news. */
+void slot_collect(struct daemon *d, struct slot *sl)
+{
+	for (;;) {
+		int left;
+		CURLMsg *m = curl_multi_info_read(sl->multi, &left);
+
+		if (m == NULL)
+			break;
+		if (m->msg != CURLMSG_DONE || !sl->opening || sl->job == NULL)
+			continue;
+		/* The handle stays in the multi: the session lives there. */
+		slot_opened(d, sl, m->data.result);
+	}
+}
+
+/* ---- libcurl's sockets and timers in our epoll ---- */
+
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct slot *sl = userp;
+	struct watch *w = socketp;
+	struct epoll_event ev = {0};
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (w != NULL) {
+			epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, s, NULL);
+			free(w);
+			curl_multi_assign(sl->multi, s, NULL);
+		}
+		return 0;
+	}
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	if (w == NULL) {
+		w = xcalloc(1, sizeof(*w));
+		w->kind = WATCH_CURL;
+		w->fd = s;
+		w->slot = sl;
+		ev.data.ptr = w;
+		if (epoll_ctl(the_daemon->epfd, EPOLL_CTL_ADD, s, &ev) < 0) {
+			log_err("daemon", "epoll add socket %d: %s", s, strerror(errno));
+			free(w);
+			return -1;
+		}
+		curl_multi_assign(sl->multi, s, w);
+		return 0;
+	}
+	ev.data.ptr = w;
+	if (epoll_ctl(the_daemon->epfd, EPOLL_CTL_MOD, s, &ev) < 0)
+		log_err("daemon", "epoll mod socket %d: %s", s, strerror(errno));
+	return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct slot *sl = userp;
+
+	(void)multi;
+	sl->timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	return 0;
+}
+
+/* ---- building and tearing down for a config ---- */
+
+void srvs_free(struct daemon *d)
+{
+	if (d->srvs == NULL)
+		return;
+	for (size_t i = 0; i < d->cfg->nservers; i++) {
+		struct srv *srv = &d->srvs[i];
+		for (size_t k = 0; k < srv->nslots; k++) {
+			struct slot *sl = &srv->slots[k];
+			/* No wait on any server: in-flight alerts stay in active/ for the next start. */
+			slot_drop(sl);
+			if (sl->job != NULL)
+				job_free(sl->job);
+			/* The multi first: its connections call back into the conn when closed. */
+			curl_multi_cleanup(sl->multi);
+			smtp_conn_free(sl->conn);
+		}
+		free(srv->slots);
+		while (srv->wait_head != NULL) {
+			struct job *j = srv->wait_head;
+			srv->wait_head = j->next;
+			job_free(j);
+		}
+	}
+	free(d->srvs);
+	d->srvs = NULL;
+	for (size_t i = 0; i < d->cfg->nchannels; i++)
+		mail_template_free(d->chans[i].tmpl);
+	free(d->chans);
+	d->chans = NULL;
+}
+
+int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, struct err *e)
+{
+	const char *dirs[2];
+	size_t nd = config_template_dirs(cfg, dirs);
+	struct chan *chans = xcalloc(cfg->nchannels ? cfg->nchannels : 1, sizeof(*chans));
+
+	the_daemon = d;
+	/* Templates first: a reload with a broken template keeps the old config. */
+	for (size_t i = 0; i < cfg->nchannels; i++) {
+		chans[i].conf = &cfg->channels[i];
+		if (mail_template_load(dirs, nd, cfg->channels[i].template, &chans[i].tmpl, e) < 0) {
+			err_prefix(e, "channel %s", cfg->channels[i].name);
+			for (size_t k = 0; k < i; k++)
+				mail_template_free(chans[k].tmpl);
+			free(chans);
+			return -1;
+		}
+	}
+	*chans_out = chans;
+	d->srvs = xcalloc(cfg->nservers ? cfg->nservers : 1, sizeof(*d->srvs));
+	for (size_t i = 0; i < cfg->nservers; i++) {
+		struct srv *srv = &d->srvs[i];
+		srv->conf = &cfg->servers[i];
+		srv->nslots = (size_t)srv->conf->max_connections;
+		srv->slots = xcalloc(srv->nslots, sizeof(*srv->slots));
+		for (size_t k = 0; k < srv->nslots; k++) {
+			struct slot *sl = &srv->slots[k];
+			sl->srv = srv;
+			sl->timer_at = -1;
+			sl->iofd = -1;
+			sl->io.kind = WATCH_SESSION;
+			sl->io.slot = sl;
+			sl->conn = smtp_conn_new(srv->conf);
+			sl->multi = curl_multi_init();
+			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETDATA, sl);
+			curl_multi_setopt(sl->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+			curl_multi_setopt(sl->multi, CURLMOPT_TIMERDATA, sl);
+			curl_multi_setopt(sl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L);
+		}
+	}
+	return 0;
+}
