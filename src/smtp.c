@@ -14,62 +14,10 @@
 
 #include "log.h"
 #include "mailbox.h"
+#include "smtp_conn.h"
 
 /* Bound on the transcript kept for one session: enough for any sane exchange. */
 #define TRANSCRIPT_MAX (64 * 1024)
-
-/* The transaction alertmail speaks itself once libcurl has opened the session. */
-enum tx_state {
-	TX_IDLE,
-	TX_MAIL,  /* MAIL FROM sent or being sent: waiting for its reply */
-	TX_RCPT,  /* RCPT TO number tx_rcpt - 1 */
-	TX_DATA,  /* DATA: waiting for 354 */
-	TX_BODY,  /* the message and the final dot: waiting for 250 */
-	TX_DONE,
-};
-
-struct smtp_conn {
-	const struct server *server;
-	CURL *curl;
-	char *url;
-	char errbuf[CURL_ERROR_SIZE];
-	struct buf transcript;
-	/* Per session: */
-	enum smtp_stage stage;
-	struct smtp_reply reply;   /* the last complete reply */
-	struct smtp_reply pending; /* a multi-line reply being read */
-	bool in_reply;
-	bool auth_done;
-	bool quitting;   /* after QUIT: the 221 must not hide the reply that mattered */
-	bool in_session; /* between send_begin and send_end (smtp_send) */
-	/* The socket of this handle's connection. A handle's connections live in its own cache (or
-	 * its own multi handle in the daemon), so there is at most one. */
-	curl_socket_t sock;
-	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
-	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
-	char auth_offer[128]; /* the mechanisms of that offer, for messages */
-	const char *abort_reason; /* set to stop the session from the header callback */
-	int64_t started;
-	/* The envelope and body of the message being sent, owned until the session ends. */
-	char *mail_from;
-	struct curl_slist *rcpt_list;
-	const char *body;
-	size_t body_len;
-	size_t body_off;
-	/* An open session driven by alertmail's own loop (smtp_open_* and smtp_tx_*). */
-	bool open;
-	bool opening;
-	enum tx_state tx;
-	size_t tx_rcpt;       /* the next recipient to send */
-	char **tx_to;         /* the recipients of the message in progress */
-	size_t tx_nto;
-	struct buf out;       /* bytes to send */
-	size_t out_off;
-	struct buf in;        /* bytes received, not yet a whole line */
-	int64_t tx_deadline;  /* of the current wait */
-	int64_t tx_end;       /* total_timeout of the whole message */
-	int64_t tx_started;
-};
 
 const char *outcome_name(enum outcome o)
 {
@@ -113,7 +61,7 @@ static const char *stage_doing(enum smtp_stage s)
 }
 
 /* The one way a session changes stage, so every transition can be followed in debug logs. */
-static void set_stage(struct smtp_conn *c, enum smtp_stage to)
+void smtp_set_stage(struct smtp_conn *c, enum smtp_stage to)
 {
 	if (c->stage != to)
 		log_debug("smtp", "%s: %s -> %s", c->server->name, smtp_stage_name(c->stage),
@@ -170,7 +118,7 @@ int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r)
 	return last;
 }
 
-static void transcript_add(struct smtp_conn *c, const char *dir, const char *line, size_t len)
+void smtp_transcript_add(struct smtp_conn *c, const char *dir, const char *line, size_t len)
 {
 	if (c->transcript.len > TRANSCRIPT_MAX)
 		return;
@@ -198,11 +146,11 @@ static bool command_is(const char *line, size_t len, const char *cmd)
 	return len == n || line[n] == ' ' || line[n] == '\r' || line[n] == '\n' || line[n] == ':';
 }
 
-static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
+void smtp_line_in(struct smtp_conn *c, const char *line, size_t len)
 {
 	int last;
 
-	transcript_add(c, "<- ", line, len);
+	smtp_transcript_add(c, "<- ", line, len);
 	if (!c->in_reply) {
 		memset(&c->pending, 0, sizeof(c->pending));
 		c->in_reply = true;
@@ -230,51 +178,51 @@ static void on_line_in(struct smtp_conn *c, const char *line, size_t len)
 		                  "(auth is configured); nothing was sent";
 	if (c->stage == STAGE_CONNECT) {
 		/* A greeting: a new connection, with nothing done on it yet. */
-		set_stage(c, STAGE_GREETING);
+		smtp_set_stage(c, STAGE_GREETING);
 		c->auth_done = false;
 		c->tls_up = false;
 	} else if (c->stage == STAGE_STARTTLS && c->reply.code == 220) {
-		set_stage(c, STAGE_TLS);
+		smtp_set_stage(c, STAGE_TLS);
 		c->tls_up = true;
 	} else if (c->stage == STAGE_DATA && c->reply.code == 354) {
-		set_stage(c, STAGE_BODY);
+		smtp_set_stage(c, STAGE_BODY);
 	} else if (c->stage == STAGE_AUTH && c->reply.code == 235) {
 		c->auth_done = true;
 	}
 }
 
-static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
+void smtp_line_out(struct smtp_conn *c, const char *line, size_t len)
 {
 	if (command_is(line, len, "EHLO") || command_is(line, len, "HELO")) {
-		set_stage(c, STAGE_EHLO);
+		smtp_set_stage(c, STAGE_EHLO);
 		c->ehlo_auth = false;
 	} else if (command_is(line, len, "STARTTLS")) {
-		set_stage(c, STAGE_STARTTLS);
+		smtp_set_stage(c, STAGE_STARTTLS);
 	} else if (command_is(line, len, "AUTH")) {
 		/* Show the mechanism, never the initial response. */
 		size_t n = len < 5 ? len : 5;
 		while (n < len && line[n] != ' ' && line[n] != '\r' && line[n] != '\n')
 			n++;
-		set_stage(c, STAGE_AUTH);
-		transcript_add(c, "-> ", line, n);
+		smtp_set_stage(c, STAGE_AUTH);
+		smtp_transcript_add(c, "-> ", line, n);
 		if (n < len && line[n] == ' ')
-			transcript_add(c, "-> ", "   [initial response redacted]", 30);
+			smtp_transcript_add(c, "-> ", "   [initial response redacted]", 30);
 		return;
 	} else if (c->stage == STAGE_AUTH && !command_is(line, len, "MAIL") &&
 	           !command_is(line, len, "QUIT")) {
-		transcript_add(c, "-> ", "[AUTH response redacted]", 24);
+		smtp_transcript_add(c, "-> ", "[AUTH response redacted]", 24);
 		return;
 	} else if (command_is(line, len, "MAIL")) {
-		set_stage(c, STAGE_MAIL);
+		smtp_set_stage(c, STAGE_MAIL);
 		/* A second line of defence: whatever libcurl decided, no unauthenticated mail when
 		 * credentials are configured. The session stops at the reply to MAIL. */
 		if (c->server->auth != AUTH_NONE && !c->auth_done && c->abort_reason == NULL)
 			c->abort_reason = "MAIL FROM was about to be sent without a completed AUTH; the "
 			                  "session was stopped before any recipient or data";
 	} else if (command_is(line, len, "RCPT")) {
-		set_stage(c, STAGE_RCPT);
+		smtp_set_stage(c, STAGE_RCPT);
 	} else if (command_is(line, len, "DATA")) {
-		set_stage(c, STAGE_DATA);
+		smtp_set_stage(c, STAGE_DATA);
 	} else if (command_is(line, len, "QUIT")) {
 		c->quitting = true;
 		/* In a session, QUIT means libcurl gave up on it (a refusal or a timeout) and would
@@ -283,7 +231,7 @@ static void on_line_out(struct smtp_conn *c, const char *line, size_t len)
 		if (c->in_session && c->sock != CURL_SOCKET_BAD)
 			shutdown(c->sock, SHUT_RD);
 	}
-	transcript_add(c, "-> ", line, len);
+	smtp_transcript_add(c, "-> ", line, len);
 }
 
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
@@ -302,9 +250,9 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 		if (end < size)
 			end++;
 		if (type == CURLINFO_HEADER_IN)
-			on_line_in(c, data + start, end - start);
+			smtp_line_in(c, data + start, end - start);
 		else
-			on_line_out(c, data + start, end - start);
+			smtp_line_out(c, data + start, end - start);
 		start = end;
 	}
 	return 0;
@@ -382,7 +330,7 @@ struct smtp_conn *smtp_conn_new(const struct server *s)
 	return c;
 }
 
-static void session_release(struct smtp_conn *c)
+void smtp_session_release(struct smtp_conn *c)
 {
 	/* The handle must not keep pointers to what is freed here. */
 	if (c->curl != NULL)
@@ -400,7 +348,7 @@ void smtp_conn_free(struct smtp_conn *c)
 		return;
 	curl_easy_cleanup(c->curl);
 	c->curl = NULL;
-	session_release(c);
+	smtp_session_release(c);
 	free(c->url);
 	buf_free(&c->transcript);
 	buf_free(&c->out);
@@ -452,7 +400,7 @@ static const char *login_options(enum auth_mech m)
 	} while (0)
 
 /* Sets every option of a session; the handle keeps its connection cache between calls. */
-static int setup(struct smtp_conn *c, char *why, size_t why_len)
+int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 {
 	const struct server *s = c->server;
 	CURL *h;
@@ -511,7 +459,7 @@ static int setup(struct smtp_conn *c, char *why, size_t why_len)
 
 #undef MUST
 
-static int64_t now_ms(void)
+int64_t smtp_now_ms(void)
 {
 	struct timespec ts;
 
@@ -521,7 +469,7 @@ static int64_t now_ms(void)
 
 /* Per session; what belongs to the connection (AUTH done, TLS up) is reset at its greeting,
  * because a reused connection starts at MAIL without one. */
-static void session_begin(struct smtp_conn *c, struct smtp_result *r)
+void smtp_session_begin(struct smtp_conn *c, struct smtp_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	buf_reset(&c->transcript);
@@ -532,17 +480,17 @@ static void session_begin(struct smtp_conn *c, struct smtp_result *r)
 	c->auth_offer[0] = '\0';
 	c->abort_reason = NULL;
 	c->stage = STAGE_CONNECT;
-	c->started = now_ms();
+	c->started = smtp_now_ms();
 }
 
-static enum outcome session_fail(struct smtp_result *r, enum outcome o, const char *detail)
+enum outcome smtp_session_fail(struct smtp_result *r, enum outcome o, const char *detail)
 {
 	r->outcome = o;
 	snprintf(r->detail, sizeof(r->detail), "%s", detail);
 	return o;
 }
 
-static enum outcome session_end(struct smtp_conn *c, CURLcode cc, struct smtp_result *r)
+enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_result *r)
 {
 	enum smtp_stage stage = c->stage;
 	curl_off_t connect_us = 0, appconnect_us = 0;
@@ -571,7 +519,7 @@ static enum outcome session_end(struct smtp_conn *c, CURLcode cc, struct smtp_re
 		         "AUTH failed: the server offers AUTH %s, and this server entry allows only %s",
 		         c->auth_offer, auth_mech_name(c->server->auth));
 	}
-	r->elapsed_ms = now_ms() - c->started;
+	r->elapsed_ms = smtp_now_ms() - c->started;
 	return r->outcome;
 }
 
@@ -581,25 +529,27 @@ static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *r
 	char why[256];
 	struct err e;
 
-	session_begin(c, r);
-	session_release(c);
+	smtp_session_begin(c, r);
+	smtp_session_release(c);
 	/* Callers check addresses; this is the last guard before they reach the wire. */
 	if (message_check_addr(mail_from, &e) < 0) {
-		session_fail(r, OUTCOME_PERMFAIL, "the envelope sender is not a valid address");
+		smtp_session_fail(r, OUTCOME_PERMFAIL,
+		                  "the envelope sender is not a valid address");
 		return -1;
 	}
 	for (size_t i = 0; i < nrcpt; i++) {
 		if (message_check_addr(rcpt[i], &e) < 0) {
-			session_fail(r, OUTCOME_PERMFAIL, "an envelope recipient is not a valid address");
+			smtp_session_fail(r, OUTCOME_PERMFAIL,
+			                  "an envelope recipient is not a valid address");
 			return -1;
 		}
 	}
 	if (nrcpt == 0) {
-		session_fail(r, OUTCOME_PERMFAIL, "no recipients");
+		smtp_session_fail(r, OUTCOME_PERMFAIL, "no recipients");
 		return -1;
 	}
-	if (setup(c, why, sizeof(why)) < 0) {
-		session_fail(r, OUTCOME_TEMPFAIL, why);
+	if (smtp_setup(c, why, sizeof(why)) < 0) {
+		smtp_session_fail(r, OUTCOME_TEMPFAIL, why);
 		return -1;
 	}
 	c->mail_from = xasprintf("<%s>", mail_from);
@@ -608,8 +558,8 @@ static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *r
 		struct curl_slist *n = curl_slist_append(c->rcpt_list, to);
 		free(to);
 		if (n == NULL) {
-			session_release(c);
-			session_fail(r, OUTCOME_TEMPFAIL, "out of memory");
+			smtp_session_release(c);
+			smtp_session_fail(r, OUTCOME_TEMPFAIL, "out of memory");
 			return -1;
 		}
 		c->rcpt_list = n;
@@ -635,8 +585,8 @@ static enum outcome send_end(struct smtp_conn *c, int curl_code, struct smtp_res
 	 * connects afresh, and closing it later sends no QUIT that waits on a hung server. */
 	if (curl_code != CURLE_OK && c->sock != CURL_SOCKET_BAD)
 		shutdown(c->sock, SHUT_RDWR);
-	session_end(c, (CURLcode)curl_code, r);
-	session_release(c);
+	smtp_session_end(c, (CURLcode)curl_code, r);
+	smtp_session_release(c);
 	return r->outcome;
 }
 
@@ -668,19 +618,20 @@ static void cert_expiry(struct smtp_conn *c, struct smtp_result *r)
 static void probe_quit(struct smtp_conn *c)
 {
 	curl_socket_t sock = CURL_SOCKET_BAD;
-	int64_t deadline = now_ms() + (c->server->timeout_ms < 2000 ? c->server->timeout_ms : 2000);
+	int64_t deadline =
+	    smtp_now_ms() + (c->server->timeout_ms < 2000 ? c->server->timeout_ms : 2000);
 	char reply[512];
 	size_t n = 0, got = 0;
 
 	if (curl_easy_send(c->curl, "QUIT\r\n", 6, &n) != CURLE_OK || n != 6)
 		return;
-	transcript_add(c, "-> ", "QUIT", 4);
+	smtp_transcript_add(c, "-> ", "QUIT", 4);
 	if (curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
 	    sock == CURL_SOCKET_BAD)
 		return;
 	while (got < sizeof(reply) - 1) {
 		struct pollfd pfd = {.fd = sock, .events = POLLIN};
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - smtp_now_ms();
 		CURLcode rc;
 
 		if (left <= 0)
@@ -699,7 +650,7 @@ static void probe_quit(struct smtp_conn *c)
 	}
 	reply[got] = '\0';
 	if (got > 0)
-		transcript_add(c, "<- ", reply, strcspn(reply, "\r\n"));
+		smtp_transcript_add(c, "<- ", reply, strcspn(reply, "\r\n"));
 }
 
 enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
@@ -707,15 +658,15 @@ enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
 	char why[256];
 	CURLcode cc;
 
-	session_begin(c, r);
-	if (setup(c, why, sizeof(why)) < 0)
-		return session_fail(r, OUTCOME_TEMPFAIL, why);
+	smtp_session_begin(c, r);
+	if (smtp_setup(c, why, sizeof(why)) < 0)
+		return smtp_session_fail(r, OUTCOME_TEMPFAIL, why);
 	/* CONNECT_ONLY runs the whole SMTP connect phase: greeting, EHLO, STARTTLS, AUTH. */
 	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CERTINFO, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
 	cc = curl_easy_perform(c->curl);
-	session_end(c, cc, r);
+	smtp_session_end(c, cc, r);
 	if (cc == CURLE_OK) {
 		if (c->server->tls != TLS_NONE)
 			cert_expiry(c, r);
@@ -819,279 +770,4 @@ enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct sm
 		snprintf(detail, detail_len, "%s failed: %s", stage_doing(stage), why);
 		return OUTCOME_TEMPFAIL;
 	}
-}
-
-/* ---- sessions in the caller's event loop ----
- *
- * libcurl 7.88 waits for the reply to the end of the data in a blocking loop of its own, even
- * under the multi interface: one slow server would stall every delivery. So libcurl opens the
- * session (TCP, TLS, EHLO, AUTH; CONNECT_ONLY), and alertmail speaks MAIL, RCPT, DATA and the
- * message itself through curl_easy_send/recv, never blocking. Its commands and the replies go
- * through the same tracking as libcurl's (stages, replies, transcript, the AUTH guard). */
-
-int smtp_open_begin(struct smtp_conn *c, struct smtp_result *r)
-{
-	char why[256];
-
-	session_begin(c, r);
-	session_release(c);
-	c->open = false;
-	c->opening = true;
-	c->auth_done = false;
-	c->tls_up = false;
-	if (setup(c, why, sizeof(why)) < 0) {
-		c->opening = false;
-		session_fail(r, OUTCOME_TEMPFAIL, why);
-		return -1;
-	}
-	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
-	return 0;
-}
-
-enum outcome smtp_open_end(struct smtp_conn *c, int curl_code, struct smtp_result *r)
-{
-	c->opening = false;
-	session_end(c, (CURLcode)curl_code, r);
-	c->open = curl_code == CURLE_OK && c->sock != CURL_SOCKET_BAD;
-	if (curl_code == CURLE_OK && !c->open)
-		session_fail(r, OUTCOME_TEMPFAIL, "the session opened without a socket");
-	return r->outcome;
-}
-
-bool smtp_is_open(const struct smtp_conn *c)
-{
-	return c->open;
-}
-
-int smtp_socket(const struct smtp_conn *c)
-{
-	return c->open ? (int)c->sock : -1;
-}
-
-void smtp_close(struct smtp_conn *c)
-{
-	/* The caller removes the handle from its multi handle, which closes the connection;
-	 * the server gets no QUIT that could keep anyone waiting. */
-	if (c->sock != CURL_SOCKET_BAD)
-		shutdown(c->sock, SHUT_RDWR);
-	c->open = false;
-	c->tx = TX_IDLE;
-}
-
-/* Queues one command line for sending, recorded like libcurl's own commands. */
-static void tx_command(struct smtp_conn *c, const char *line)
-{
-	on_line_out(c, line, strlen(line));
-	buf_adds(&c->out, line);
-	buf_adds(&c->out, "\r\n");
-}
-
-static void tx_wait(struct smtp_conn *c, int64_t now)
-{
-	int64_t t = now + c->server->timeout_ms;
-
-	c->tx_deadline = t < c->tx_end ? t : c->tx_end;
-}
-
-int smtp_tx_start(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
-                  const char *msg, size_t len, struct smtp_result *r)
-{
-	struct err e;
-	char *line;
-	int64_t now = now_ms();
-
-	/* The transcript and the stage are this message's; the session's AUTH state stays. */
-	memset(r, 0, sizeof(*r));
-	buf_reset(&c->transcript);
-	memset(&c->reply, 0, sizeof(c->reply));
-	c->in_reply = false;
-	c->abort_reason = NULL;
-	c->stage = STAGE_MAIL;
-	c->started = now;
-	if (message_check_addr(mail_from, &e) < 0) {
-		session_fail(r, OUTCOME_PERMFAIL, "the envelope sender is not a valid address");
-		return -1;
-	}
-	for (size_t i = 0; i < nrcpt; i++) {
-		if (message_check_addr(rcpt[i], &e) < 0) {
-			session_fail(r, OUTCOME_PERMFAIL, "an envelope recipient is not a valid address");
-			return -1;
-		}
-	}
-	if (nrcpt == 0) {
-		session_fail(r, OUTCOME_PERMFAIL, "no recipients");
-		return -1;
-	}
-	if (c->server->auth != AUTH_NONE && !c->auth_done) {
-		session_fail(r, OUTCOME_PERMFAIL,
-		             "AUTH failed: the session is not authenticated; nothing was sent");
-		return -1;
-	}
-	buf_reset(&c->out);
-	buf_reset(&c->in);
-	c->out_off = 0;
-	c->tx_to = (char **)rcpt;
-	c->tx_nto = nrcpt;
-	c->tx_rcpt = 0;
-	c->body = msg;
-	c->body_len = len;
-	c->tx_started = now;
-	c->tx_end = now + c->server->total_timeout_ms;
-	line = xasprintf("MAIL FROM:<%s>", mail_from);
-	tx_command(c, line);
-	free(line);
-	c->tx = TX_MAIL;
-	tx_wait(c, now);
-	return 0;
-}
-
-int64_t smtp_tx_deadline(const struct smtp_conn *c)
-{
-	return c->tx_deadline;
-}
-
-/* Appends the message with every line that starts with '.' doubled, then the final dot. */
-static void tx_body(struct smtp_conn *c)
-{
-	const char *p = c->body, *end = c->body + c->body_len;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
-		if (*p == '.')
-			buf_addc(&c->out, '.');
-		buf_add(&c->out, p, n);
-		p += n;
-	}
-	if (c->body_len == 0 || c->body[c->body_len - 1] != '\n')
-		buf_adds(&c->out, "\r\n");
-	buf_adds(&c->out, ".\r\n");
-	transcript_add(c, "-> ", "[message]", 9);
-}
-
-/* Ends the message with a result: an error as libcurl would have reported it. */
-static enum smtp_tx_wait tx_finish(struct smtp_conn *c, CURLcode cc, const char *why,
-                                   struct smtp_result *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->stage = cc == CURLE_OK ? STAGE_DONE : c->stage;
-	r->reply = c->reply;
-	r->curl_code = (int)cc;
-	r->outcome = smtp_classify((int)cc, r->stage, &c->reply, why, r->detail, sizeof(r->detail));
-	if (cc != CURLE_OK && c->abort_reason != NULL) {
-		r->outcome = OUTCOME_PERMFAIL;
-		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
-	}
-	r->elapsed_ms = now_ms() - c->started;
-	c->tx = cc == CURLE_OK ? TX_IDLE : TX_DONE;
-	c->tx_to = NULL;
-	c->body = NULL;
-	/* After any failure the session is not used again: a late reply would answer the next
-	 * command. */
-	if (cc != CURLE_OK)
-		smtp_close(c);
-	return SMTP_TX_DONE;
-}
-
-/* One complete reply arrived: the next step of the transaction. */
-static enum smtp_tx_wait tx_reply(struct smtp_conn *c, int64_t now, struct smtp_result *r)
-{
-	int code = c->reply.code;
-
-	if (c->abort_reason != NULL)
-		return tx_finish(c, CURLE_LOGIN_DENIED, "", r);
-	switch (c->tx) {
-	case TX_MAIL:
-	case TX_RCPT:
-		if (code < 200 || code >= 300)
-			return tx_finish(c, CURLE_SEND_ERROR, "", r);
-		if (c->tx_rcpt < c->tx_nto) {
-			char *line = xasprintf("RCPT TO:<%s>", c->tx_to[c->tx_rcpt++]);
-			tx_command(c, line);
-			free(line);
-			c->tx = TX_RCPT;
-		} else {
-			tx_command(c, "DATA");
-			c->tx = TX_DATA;
-		}
-		break;
-	case TX_DATA:
-		if (code != 354)
-			return tx_finish(c, CURLE_SEND_ERROR, "", r);
-		set_stage(c, STAGE_BODY);
-		tx_body(c);
-		c->tx = TX_BODY;
-		break;
-	case TX_BODY:
-		if (code < 200 || code >= 300)
-			return tx_finish(c, CURLE_WEIRD_SERVER_REPLY, "", r);
-		return tx_finish(c, CURLE_OK, "", r);
-	default:
-		return tx_finish(c, CURLE_WEIRD_SERVER_REPLY, "a reply nobody asked for", r);
-	}
-	tx_wait(c, now);
-	return c->out_off < c->out.len ? SMTP_TX_WANT_WRITE : SMTP_TX_WANT_READ;
-}
-
-enum smtp_tx_wait smtp_tx_step(struct smtp_conn *c, struct smtp_result *r)
-{
-	int64_t now = now_ms();
-
-	if (c->tx == TX_IDLE || c->tx == TX_DONE || !c->open)
-		return tx_finish(c, CURLE_FAILED_INIT, "no transaction in progress", r);
-	/* Write what is pending, as far as the socket takes it. */
-	while (c->out_off < c->out.len) {
-		size_t n = 0;
-		CURLcode cc = curl_easy_send(c->curl, c->out.data + c->out_off, c->out.len - c->out_off,
-		                             &n);
-		if (cc == CURLE_AGAIN)
-			break;
-		if (cc != CURLE_OK)
-			return tx_finish(c, CURLE_SEND_ERROR, curl_easy_strerror(cc), r);
-		c->out_off += n;
-	}
-	if (c->out_off >= c->out.len) {
-		buf_reset(&c->out);
-		c->out_off = 0;
-	}
-	/* Read whatever has come; each whole reply moves the transaction on. */
-	for (;;) {
-		char chunk[4096];
-		size_t n = 0;
-		CURLcode cc = curl_easy_recv(c->curl, chunk, sizeof(chunk), &n);
-		if (cc == CURLE_AGAIN)
-			break;
-		if (cc != CURLE_OK)
-			return tx_finish(c, CURLE_RECV_ERROR, curl_easy_strerror(cc), r);
-		if (n == 0)
-			return tx_finish(c, CURLE_GOT_NOTHING, "the server closed the connection", r);
-		buf_add(&c->in, chunk, n);
-		/* A reply line is at most 512 octets by RFC 5321; far beyond that is hostile. */
-		if (c->in.len > 65536)
-			return tx_finish(c, CURLE_WEIRD_SERVER_REPLY, "a reply line beyond 64 KiB", r);
-		for (;;) {
-			char *nl = memchr(c->in.data, '\n', c->in.len);
-			size_t len;
-			enum smtp_tx_wait w;
-			if (nl == NULL)
-				break;
-			len = (size_t)(nl - c->in.data) + 1;
-			on_line_in(c, c->in.data, len);
-			memmove(c->in.data, c->in.data + len, c->in.len - len + 1);
-			c->in.len -= len;
-			if (c->in_reply)
-				continue;
-			w = tx_reply(c, now, r);
-			if (w == SMTP_TX_DONE)
-				return w;
-			if (w == SMTP_TX_WANT_WRITE)
-				return smtp_tx_step(c, r);
-		}
-	}
-	if (now >= c->tx_deadline)
-		return tx_finish(c, CURLE_OPERATION_TIMEDOUT,
-		                 now >= c->tx_end ? "total_timeout reached" : "server response timeout",
-		                 r);
-	return c->out_off < c->out.len ? SMTP_TX_WANT_WRITE : SMTP_TX_WANT_READ;
 }
