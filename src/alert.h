@@ -8,7 +8,7 @@
 #include "err.h"
 #include "yamltree.h"
 
-/* The largest alert file taken into the spool or delivered: 1 MiB. */
+/* The default of max_alert_size, the largest alert file taken into the spool or delivered. */
 #define ALERT_MAX_SIZE ((size_t)1 << 20)
 
 struct alert {

@@ -31,8 +31,9 @@ struct submit_args {
 	size_t nsets;
 };
 
-/* Reads the whole input, refusing more than ALERT_MAX_SIZE bytes. */
-static int read_input(const char *path, const char *name, struct buf *out, struct err *e)
+/* Reads the whole input, refusing more than max bytes. */
+static int read_input(const char *path, const char *name, size_t max, struct buf *out,
+                      struct err *e)
 {
 	char chunk[65536];
 	struct stat st;
@@ -59,9 +60,8 @@ static int read_input(const char *path, const char *name, struct buf *out, struc
 		}
 		if (n == 0)
 			break;
-		if (out->len + (size_t)n > ALERT_MAX_SIZE) {
-			err_set(e, "%s: larger than the limit of %zu bytes (1 MiB)", name,
-			        ALERT_MAX_SIZE);
+		if (out->len + (size_t)n > max) {
+			err_set(e, "%s: larger than the limit of %zu bytes (max_alert_size)", name, max);
 			goto fail;
 		}
 		buf_add(out, chunk, (size_t)n);
@@ -363,17 +363,17 @@ static int submit(const struct globals *g, const struct config *cfg, const struc
 
 	buf_init(&in);
 	buf_init(&out);
-	if (read_input(args->path, name, &in, &e) < 0 ||
+	if (read_input(args->path, name, cfg->max_alert_size, &in, &e) < 0 ||
 	    alert_parse(in.data, in.len, name, time(NULL), &orig, &e) < 0 ||
 	    make_output(args, &in, orig, where, sizeof(where), &out, &e) < 0) {
 		fprintf(stderr, "alertmail: submit: %s\n", e.msg);
 		goto out;
 	}
-	if (out.len > ALERT_MAX_SIZE) {
+	if (out.len > cfg->max_alert_size) {
 		fprintf(stderr,
 		        "alertmail: submit: %s: with its changes the alert is %zu bytes, more than "
-		        "the limit of %zu (1 MiB)\n",
-		        name, out.len, ALERT_MAX_SIZE);
+		        "the limit of %zu (max_alert_size)\n",
+		        name, out.len, cfg->max_alert_size);
 		goto out;
 	}
 	/* What is stored is read back as the daemon will read it. */

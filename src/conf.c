@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "duration.h"
 #include "err.h"
 #include "mailbox.h"
@@ -225,6 +226,36 @@ static bool get_long(struct cparse *p, const struct ynode *n, const char *what, 
 	return true;
 }
 
+/* A size in bytes: "65536", "512KiB", "1MiB" (also K, KB, M, MB, all powers of 1024). */
+static bool get_size(struct cparse *p, const struct ynode *n, const char *what, size_t min,
+                     size_t max, size_t *out)
+{
+	static const struct {
+		const char *suffix;
+		size_t mult;
+	} units[] = {{"", 1}, {"K", 1024}, {"KB", 1024}, {"KiB", 1024},
+	             {"M", 1048576}, {"MB", 1048576}, {"MiB", 1048576}};
+	char *end;
+	unsigned long long v;
+
+	if (!expect_kind(p, n, YNODE_SCALAR, what))
+		return false;
+	errno = 0;
+	v = strtoull(n->str, &end, 10);
+	if (end != n->str && errno == 0 && n->str[0] != '-') {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (strcmp(end, units[i].suffix) == 0 && v <= max / units[i].mult &&
+			    v * units[i].mult >= min) {
+				*out = (size_t)(v * units[i].mult);
+				return true;
+			}
+		}
+	}
+	cerr(p, n, "%s: expected a size from %zu KiB to %zu MiB such as 1MiB or 512KiB, got '%s'",
+	     what, min / 1024, max / 1048576, n->str);
+	return false;
+}
+
 static bool get_duration(struct cparse *p, const struct ynode *n, const char *what, int64_t *out)
 {
 	struct err e;
@@ -341,7 +372,7 @@ static void free_str_list(char **v, size_t n)
 
 static const char *const top_keys[] = {
 	"spool", "state", "templates", "from", "default_channel", "servers", "channels", "routes",
-	"retry", NULL,
+	"retry", "max_alert_size", NULL,
 };
 static const char *const server_keys[] = {
 	"host", "port", "tls", "verify", "ca_file", "auth", "username", "password_file",
@@ -710,6 +741,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	c->spool = xstrdup(LOCALSTATEDIR "/spool/alertmail");
 	c->state = xstrdup(LOCALSTATEDIR "/lib/alertmail");
 	c->templates = xstrdup(SYSCONFDIR "/alertmail/templates");
+	c->max_alert_size = ALERT_MAX_SIZE;
 	c->retry_initial_ms = 30000;
 	c->retry_max_interval_ms = 15 * 60000;
 	c->retry_give_up_after_ms = 24 * 3600000LL;
@@ -768,6 +800,9 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 		for (size_t i = 0; i < n->count; i++)
 			parse_route(p, c, &c->routes[c->nroutes++], n->values[i]);
 	}
+	n = ynode_get(root, "max_alert_size");
+	if (n != NULL)
+		get_size(p, n, "max_alert_size", 1024, 64 * 1048576, &c->max_alert_size);
 	n = ynode_get(root, "retry");
 	if (n != NULL && expect_kind(p, n, YNODE_MAP, "retry")) {
 		const struct ynode *v;

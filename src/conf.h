@@ -77,6 +77,7 @@ struct config {
 	size_t nchannels;
 	struct route *routes;
 	size_t nroutes;
+	size_t max_alert_size; /* bytes; larger alert files are refused (default 1 MiB) */
 	int64_t retry_initial_ms;
 	int64_t retry_max_interval_ms;
 	int64_t retry_give_up_after_ms;

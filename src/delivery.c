@@ -95,7 +95,7 @@ int job_prepare(struct daemon *d, struct job *j)
 	char name[SPOOL_QID_MAX + 16];
 
 	buf_init(&b);
-	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, ALERT_MAX_SIZE, &b, &e) < 0) {
+	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, d->cfg->max_alert_size, &b, &e) < 0) {
 		buf_free(&b);
 		job_fail(d, j, e.msg);
 		return -1;

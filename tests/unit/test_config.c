@@ -392,6 +392,20 @@ int main(void)
 		config_free(nc);
 	}
 
+	c = load(BASE "max_alert_size: 64KiB\nservers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && c->max_alert_size == 65536, "max_alert_size: 64KiB");
+	config_free(c);
+	c = load(BASE "servers:\n  s: { host: h }\nchannels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && c->max_alert_size == 1048576, "max_alert_size defaults to 1 MiB");
+	config_free(c);
+	c = load(BASE "max_alert_size: 2\nservers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has(":3:17: max_alert_size: expected a size"), "max_alert_size below 1 KiB refused");
+	c = load(BASE "max_alert_size: 1GiB\nservers:\n  s: { host: h }\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has("max_alert_size: expected a size"), "max_alert_size with an unknown unit refused");
+
 	/* Cross-field and shape errors. */
 	c = load(BASE "default_channel: nope\nservers:\n  s: { host: h }\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n"
