@@ -1,8 +1,9 @@
 #!/bin/bash
 # Quick start: installs what is missing (Debian 12, as root), builds alertmail, starts the bundled
 # scripted SMTP server on 127.0.0.1 (it behaves like Office 365: STARTTLS, then AUTH LOGIN) with a
-# throw-away test CA, sends a sample alert with `alertmail test`, shows the delivered message, and
-# stops the server. Nothing outside the build tree and a temporary directory is touched.
+# throw-away test CA, runs the daemon on a temporary spool, submits a sample alert, shows the
+# delivered message, and stops the daemon and the server. Nothing outside the build tree and a
+# temporary directory is touched.
 set -eu
 top=$(cd "$(dirname "$0")" && pwd)
 
@@ -32,7 +33,10 @@ chmod 600 "$T/demo.pass"
 port=$(start_o365 --name demo --user "$USER" --password demo-password) || exit 1
 
 cat >"$T/alertmail.yaml" <<EOF_CONFIG
-# The demo's config: one channel delivering through the local scripted server.
+# The demo's config: a spool in a temporary directory, one channel delivering through the local
+# scripted server.
+spool: $T/spool
+state: $T/state
 from: "alertmail demo <$USER>"
 servers:
   local:
@@ -56,11 +60,32 @@ echo
 echo "== alertmail check --connect"
 ./alertmail -c "$T/alertmail.yaml" check --connect | grep -v '^s[pt]' | sed 's/^/   /'
 echo
-echo "== alertmail test --channel ops"
-./alertmail -c "$T/alertmail.yaml" test --channel ops | sed 's/^/   /'
-rc=${PIPESTATUS[0]}
+echo "== alertmail run (the daemon, in the background; its log: $T/daemon.log)"
+ALERTMAIL=$top/build/alertmail
+start_daemon daemon "$T/alertmail.yaml" || { cat "$T/daemon.log"; exit 1; }
+echo "   running as PID $DAEMON_PID"
 echo
-wait_maildir "$(o365_maildir demo)" 1 5 || exit 1
+echo "== alertmail submit (a monitoring system drops an alert)"
+cat >"$T/alert.yaml" <<'EOF_ALERT'
+title: "Disk /var almost full on db01 — 97 %"
+severity: critical
+source: db01.example.com
+description: |
+  /var is at 97 % (58.2 of 60 GB).
+  Largest grower: /var/lib/postgresql (+4 GB since yesterday).
+labels:
+  team: database
+  service: billing
+EOF_ALERT
+sed 's/^/   /' "$T/alert.yaml"
+./alertmail -c "$T/alertmail.yaml" submit "$T/alert.yaml" | sed 's/^/   id: /'
+rc=1
+wait_maildir "$(o365_maildir demo)" 1 10 && rc=0
+echo
+echo "== the daemon's log"
+sed 's/^/   /' "$T/daemon.log"
+echo
+[ "$rc" -eq 0 ] || { echo "not delivered"; exit 1; }
 msg=$(maildir_files "$(o365_maildir demo)" | head -n 1)
 echo "== the message's header as the server received it ($msg)"
 tr -d '\r' <"$msg" | sed -n '1,/^$/p' | sed 's/^/   /'
@@ -76,8 +101,10 @@ for line in m.get_body(preferencelist=('plain',)).get_content().splitlines():
     print('   | ' + line)
 PY
 echo
+stop_daemon daemon
 if [ "$rc" -eq 0 ]; then
-	echo "Delivered. Next: write /etc/alertmail/alertmail.yaml (see conf/alertmail.yaml and the README)"
-	echo "and run: alertmail check --connect; alertmail test --channel ops"
+	echo "Delivered. Next: write /etc/alertmail/alertmail.yaml (see conf/alertmail.yaml and the README),"
+	echo "run alertmail check --connect and alertmail test --channel ops, then start the service"
+	echo "(contrib/README)."
 fi
 exit "$rc"

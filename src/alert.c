@@ -265,6 +265,13 @@ struct ynode *alert_template_data(const struct alert *a, const char *channel)
 
 	ynode_map_set(d, "id", str_node(a->id));
 	ynode_map_set(d, "time", str_node(a->time_str));
+	/* A YAML block scalar ends with a line break; templates put their own after it. */
+	if (a->description != NULL) {
+		size_t n = strlen(a->description);
+		while (n > 0 && (a->description[n - 1] == '\n' || a->description[n - 1] == '\r'))
+			n--;
+		ynode_map_set(d, "description", ynode_new_scalar(a->description, n, false));
+	}
 	if (channel != NULL)
 		ynode_map_set(d, "channel", str_node(channel));
 	if (labels != NULL && labels->kind == YNODE_MAP) {
