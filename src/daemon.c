@@ -211,6 +211,16 @@ static void retries_due(struct daemon *d)
 
 /* ---- reload ---- */
 
+/* Frees the watches libcurl gave up, once no event of the current batch can name them. */
+static void watches_reap(struct daemon *d)
+{
+	while (d->dead_watches != NULL) {
+		struct watch *w = d->dead_watches;
+		d->dead_watches = w->next_dead;
+		free(w);
+	}
+}
+
 static void reload(struct daemon *d)
 {
 	struct config *cfg;
@@ -249,6 +259,7 @@ static void reload(struct daemon *d)
 		d->srvs = old_srvs;
 		d->chans = old_chans;
 		srvs_free(d);
+		watches_reap(d);
 		config_free(old_cfg);
 		d->srvs = new_srvs;
 		d->chans = chans;
@@ -450,6 +461,8 @@ static void loop(struct daemon *d)
 		}
 		for (int i = 0; i < n; i++) {
 			struct watch *w = evs[i].data.ptr;
+			if (w->kind == WATCH_CURL && w->fd < 0)
+				continue; /* libcurl closed it while this batch was handled */
 			if (w->kind == WATCH_SIGNAL) {
 				on_signal(d);
 			} else if (w->kind == WATCH_INOTIFY) {
@@ -462,12 +475,13 @@ static void loop(struct daemon *d)
 				int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
 				            ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
 				            ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-				/* w may be freed inside: only sl and fd are used after. */
 				curl_multi_socket_action(sl->multi, fd, flags, &running);
 				slot_collect(d, sl);
 			}
 		}
+		watches_reap(d);
 		curl_timers(d);
+		watches_reap(d);
 		now = now_ms();
 		if (now >= d->next_rescan) {
 			d->new_backlog = true;
@@ -532,6 +546,7 @@ out:
 	while (d.ready_head != NULL)
 		job_free(ready_pop(&d));
 	srvs_free(&d);
+	watches_reap(&d);
 	free(d.retries);
 	if (d.epfd >= 0)
 		close(d.epfd);

@@ -29,8 +29,9 @@ struct slot;
 
 struct watch {
 	enum watch_kind kind;
-	int fd;
+	int fd; /* -1: libcurl is done with the socket; freed after the current batch of events */
 	struct slot *slot;
+	struct watch *next_dead;
 };
 
 /* One connection of a server: at most max_connections sessions at once. Each slot has its own
@@ -89,6 +90,9 @@ struct retry;
 
 struct daemon {
 	const char *config_path;
+	/* Watches libcurl gave up while a batch of events was being handled: a later event of the
+	 * same batch may still point at one, so they are freed only after the batch. */
+	struct watch *dead_watches;
 	struct config *cfg;
 	struct spool *spool;
 	struct srv *srvs;

@@ -483,7 +483,9 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 	if (what == CURL_POLL_REMOVE) {
 		if (w != NULL) {
 			epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, s, NULL);
-			free(w);
+			w->fd = -1;
+			w->next_dead = the_daemon->dead_watches;
+			the_daemon->dead_watches = w;
 			curl_multi_assign(sl->multi, s, NULL);
 		}
 		return 0;
