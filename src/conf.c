@@ -377,13 +377,67 @@ static const char *const top_keys[] = {
 static const char *const server_keys[] = {
 	"host", "port", "tls", "verify", "ca_file", "auth", "username", "password_file",
 	"password_env", "password", "allow_plaintext_auth", "timeout", "connect_timeout",
-	"total_timeout", "max_connections", "rate", "helo", NULL,
+	"total_timeout", "max_connections", "rate", "helo", "oauth2", NULL,
 };
 static const char *const channel_keys[] = {
 	"servers", "to", "template", "switch_back_after", "from", NULL,
 };
 static const char *const route_keys[] = {"match", "channel", "channels", "continue", NULL};
 static const char *const retry_keys[] = {"initial", "max_interval", "give_up_after", NULL};
+
+static const char *const oauth2_keys[] = {
+	"token_file", "tenant", "client_id", "client_secret_file", "client_secret_env", "token_url",
+	"scope", NULL,
+};
+
+/* auth xoauth2: where the bearer token comes from. A token file kept current by something else
+ * (read again for every session); the client-credentials grant is not in this version. */
+static void parse_oauth2(struct cparse *p, struct server *s, const struct ynode *key,
+                         const struct ynode *map)
+{
+	const struct ynode *n;
+	char what[160];
+
+	if (map == NULL) {
+		if (s->auth == AUTH_XOAUTH2)
+			cerr(p, key, "server '%s': auth xoauth2 needs an oauth2 block with token_file",
+			     s->name);
+		return;
+	}
+	if (s->auth != AUTH_XOAUTH2) {
+		cerr(p, map, "server '%s': oauth2 is for auth: xoauth2", s->name);
+		return;
+	}
+	if (!expect_kind(p, map, YNODE_MAP, "oauth2"))
+		return;
+	snprintf(what, sizeof(what), "server '%s' oauth2", s->name);
+	check_keys(p, map, what, oauth2_keys);
+	for (size_t i = 1; oauth2_keys[i] != NULL; i++) {
+		n = ynode_get(map, oauth2_keys[i]);
+		if (n != NULL) {
+			cerr(p, n,
+			     "oauth2.%s: the client-credentials grant is not supported by this version "
+			     "of alertmail yet; give oauth2.token_file, a file kept current by your token "
+			     "service",
+			     oauth2_keys[i]);
+			return;
+		}
+	}
+	n = ynode_get(map, "token_file");
+	if (n == NULL) {
+		cerr(p, map, "server '%s': oauth2 needs token_file", s->name);
+		return;
+	}
+	s->token_file = get_path(p, n, "oauth2.token_file");
+	if (s->token_file != NULL && !p->no_secrets) {
+		char *token = NULL;
+		struct err e;
+		/* Checked now for a clear error at start; read again for every session. */
+		if (secret_read_file(s->token_file, &token, &e) < 0)
+			cerr(p, n, "oauth2.token_file: %s", e.msg);
+		secret_free(token);
+	}
+}
 
 static void parse_server(struct cparse *p, struct server *s, const struct ynode *key,
                          const struct ynode *map)
@@ -471,11 +525,9 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 			s->auth = AUTH_PLAIN;
 		else if (strcmp(n->str, "login") == 0)
 			s->auth = AUTH_LOGIN;
-		else if (strcmp(n->str, "xoauth2") == 0) {
-			cerr(p, n,
-			     "auth: xoauth2 is not supported by this version of alertmail yet");
-			auth_bad = true;
-		} else {
+		else if (strcmp(n->str, "xoauth2") == 0)
+			s->auth = AUTH_XOAUTH2;
+		else {
 			cerr(p, n, "auth: expected none, plain, login or xoauth2, got '%s'",
 			     n->str);
 			auth_bad = true;
@@ -522,10 +574,16 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 		cerr(p, pw_at,
 		     "server '%s': give only one of password_file, password_env, password",
 		     s->name);
+	parse_oauth2(p, s, key, ynode_get(map, "oauth2"));
+	if (s->auth == AUTH_XOAUTH2 && sources > 0) {
+		cerr(p, pw_at, "server '%s': auth xoauth2 takes a token (oauth2), not a password",
+		     s->name);
+		sources = -1; /* reported: no "needs a password" either */
+	}
 	if (!auth_bad && s->auth != AUTH_NONE && s->username == NULL)
 		cerr(p, ynode_get(map, "auth"), "server '%s': auth %s needs a username", s->name,
 		     auth_mech_name(s->auth));
-	if (!auth_bad && s->auth != AUTH_NONE && sources == 0)
+	if (!auth_bad && s->auth != AUTH_NONE && s->auth != AUTH_XOAUTH2 && sources == 0)
 		cerr(p, key,
 		     "server '%s': auth %s needs a password "
 		     "(password_file, password_env or password)",
@@ -890,6 +948,7 @@ void config_free(struct config *c)
 		free(s->ca_file);
 		free(s->username);
 		secret_free(s->password);
+		free(s->token_file);
 		free(s->helo);
 	}
 	free(c->servers);

@@ -41,6 +41,7 @@ struct server {
 	long rate_count; /* 0: no limit */
 	int64_t rate_period_ms;
 	char *helo; /* EHLO name; NULL: this host's name */
+	char *token_file; /* auth xoauth2: oauth2.token_file, read again for every session */
 	unsigned line, column;
 };
 

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "mailbox.h"
+#include "secret.h"
 #include "smtp_conn.h"
 
 /* Bound on the transcript kept for one session: enough for any sane exchange. */
@@ -450,7 +451,22 @@ int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
 	if (s->auth != AUTH_NONE && (s->tls != TLS_NONE || s->allow_plaintext_auth)) {
 		MUST(curl_easy_setopt(h, CURLOPT_USERNAME, s->username), "USERNAME");
-		MUST(curl_easy_setopt(h, CURLOPT_PASSWORD, s->password), "PASSWORD");
+		if (s->auth == AUTH_XOAUTH2) {
+			/* The token is read for every session: whatever keeps the file current
+			 * (a token service) is followed without a reload. libcurl keeps a copy. */
+			char *token = NULL;
+			struct err e;
+			CURLcode cc;
+			if (secret_read_file(s->token_file, &token, &e) < 0) {
+				snprintf(why, why_len, "oauth2.token_file: %s", e.msg);
+				return -1;
+			}
+			cc = curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, token);
+			secret_free(token);
+			MUST(cc, "XOAUTH2_BEARER");
+		} else {
+			MUST(curl_easy_setopt(h, CURLOPT_PASSWORD, s->password), "PASSWORD");
+		}
 		MUST(curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, login_options(s->auth)),
 		     "LOGIN_OPTIONS");
 	}
