@@ -968,15 +968,23 @@ o365_maildir() {
 # CONFIG -v run` in the background, stderr appended to $T/NAME.log, and waits
 # (bounded) for its "running:" line.  Sets DAEMON_PID.  Returns 1 if it exited
 # or did not come up in time.  Call it directly, not in $(...).
+# _am_running_count NAME -- how many "running" lines daemon NAME has logged; 0 while its log
+# does not exist yet (grep -c then prints nothing, and an empty string is no number to test).
+_am_running_count() {
+    local n
+    n=$(grep -c 'daemon: alertmail .* running:' "$T/$1.log" 2>/dev/null) || true
+    echo "${n:-0}"
+}
+
 start_daemon() {
     local name=$1 conf=$2 before deadline; shift 2
-    before=$(grep -c 'daemon: alertmail .* running:' "$T/$name.log" 2>/dev/null) || true
+    before=$(_am_running_count "$name")
     env "$@" "$ALERTMAIL" -c "$conf" -v run </dev/null >>"$T/$name.out" 2>>"$T/$name.log" &
     DAEMON_PID=$!
     _am_track daemon "$name" "$DAEMON_PID"
     echo "$DAEMON_PID" >"$T/$name.pid"
     deadline=$(( $(_am_now_ms) + ALERTMAIL_START_TIMEOUT * 1000 ))
-    while [ "$(grep -c 'daemon: alertmail .* running:' "$T/$name.log" 2>/dev/null)" -le "${before:-0}" ]; do
+    while [ "$(_am_running_count "$name")" -le "$before" ]; do
         if ! pid_alive "$DAEMON_PID"; then
             echo "start_daemon: $name exited during start-up" >&2
             reap_daemon "$name"
@@ -1053,6 +1061,9 @@ for i in range(n):
                 % (aid, i, prefix, i % 7, extra))
     os.rename(tmp, os.path.join(spool, "new", aid))
 PY
+    local rc=$?
+    [ $rc -eq 0 ] || diag "submit_alerts: failed ($rc): $(ls -la "$1" "$1/tmp" "$1/new" 2>&1 | tr '\n' '|')"
+    return $rc
 }
 
 # spool_count SPOOL DIR -- how many files SPOOL/DIR holds (dot-files not counted).
