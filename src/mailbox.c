@@ -8,64 +8,13 @@
 #include <string.h>
 
 #include "buf.h"
+#include "charset.h"
 
 /* RFC 5321 4.5.3.1 limits. */
 #define ADDR_MAX 254
 #define LOCAL_MAX 64
 #define DOMAIN_MAX 253
 #define LABEL_MAX 63
-
-/* Character classes by hand: <ctype.h> answers by locale, mail syntax is ASCII. */
-static bool is_alnum(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* RFC 5322 atext. */
-static bool is_atext(unsigned char c)
-{
-	return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-/* The same UTF-8 that message.c accepts in headers: no overlong forms, no surrogates, nothing
- * past U+10FFFF. A display name that fails here would otherwise be mangled in the From line. */
-static bool utf8_valid(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	while (*s != '\0') {
-		unsigned char c = *s++;
-		size_t need;
-		long cp, min;
-
-		if (c < 0x80)
-			continue;
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			return false;
-		}
-		/* The terminating NUL is no continuation byte, so a short sequence stops here. */
-		for (; need > 0; need--, s++) {
-			if ((*s & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*s & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-	}
-	return true;
-}
 
 static bool domain_ok(const char *d)
 {
@@ -78,7 +27,7 @@ static bool domain_ok(const char *d)
 		if (n < 3 || d[n - 1] != ']')
 			return false;
 		for (i = 1; i < n - 1; i++) {
-			if (!is_alnum((unsigned char)d[i]) && d[i] != '.' && d[i] != ':')
+			if (!charset_is_alnum((unsigned char)d[i]) && d[i] != '.' && d[i] != ':')
 				return false;
 		}
 		return true;
@@ -90,7 +39,7 @@ static bool domain_ok(const char *d)
 			if (label == 0 || label > LABEL_MAX)
 				return false;
 			label = 0;
-		} else if (is_alnum(c) || c == '-' || c == '_') {
+		} else if (charset_is_alnum(c) || c == '-' || c == '_') {
 			label++;
 		} else {
 			return false;
@@ -175,7 +124,7 @@ int message_check_addr(const char *addr, struct err *e)
 				err_set(e, "address '%s' has a misplaced '.' in the local part", addr);
 				return -1;
 			}
-		} else if (!is_atext((unsigned char)addr[i])) {
+		} else if (!charset_is_atext((unsigned char)addr[i])) {
 			err_set(e, "address '%s' has an invalid character '%c' in the local part", addr,
 			        addr[i]);
 			return -1;
@@ -242,7 +191,7 @@ int mailbox_parse(const char *in, struct mailbox *out, struct err *e)
 			return -1;
 		}
 	}
-	if (!utf8_valid(in)) {
+	if (!charset_utf8_valid(in)) {
 		err_set(e, "address is not valid UTF-8");
 		return -1;
 	}

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
+
 /* RFC 5322 2.1.1 recommends 78 columns; RFC 2047 caps an encoded word at 75 octets;
  * RFC 2045 caps a quoted-printable line at 76. */
 #define HDR_COLS 78
@@ -27,59 +29,7 @@
 static const char hexdigits[] = "0123456789ABCDEF";
 static const char lowerhex[] = "0123456789abcdef";
 
-/* Character classes by hand: <ctype.h> answers by locale, mail syntax is ASCII. */
-static bool is_alnum(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* RFC 5322 atext. */
-static bool is_atext(unsigned char c)
-{
-	return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
 /* ---- UTF-8 ---- */
-
-/* Decodes one sequence at s (n > 0 bytes). Returns the code point, or -1 for an invalid
- * byte (overlong forms, surrogates and values past U+10FFFF too); *adv is then 1 so each
- * bad byte is replaced on its own. */
-static long utf8_decode(const unsigned char *s, size_t n, size_t *adv)
-{
-	unsigned char c = s[0];
-	size_t need, i;
-	long cp, min;
-
-	*adv = 1;
-	if (c < 0x80)
-		return c;
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 1;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 2;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return -1;
-	}
-	if (n <= need)
-		return -1;
-	for (i = 1; i <= need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return -1;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return -1;
-	*adv = need + 1;
-	return cp;
-}
 
 static void utf8_put(struct buf *b, long cp)
 {
@@ -117,7 +67,7 @@ static char *body_clean(const char *in)
 
 	buf_init(&b);
 	while (i < n) {
-		long cp = utf8_decode(s + i, n - i, &adv);
+		long cp = charset_utf8_decode(s + i, n - i, &adv);
 
 		if (cp < 0)
 			utf8_put(&b, 0xfffd);
@@ -139,7 +89,7 @@ static char *header_clean(const char *in)
 
 	buf_init(&b);
 	while (i < n) {
-		long cp = utf8_decode(s + i, n - i, &adv);
+		long cp = charset_utf8_decode(s + i, n - i, &adv);
 
 		i += adv;
 		if (cp < 0)
@@ -196,7 +146,7 @@ static void hdr_end(struct hdr *h)
  * encoder serves Subject and display names. */
 static bool q_literal(unsigned char c)
 {
-	return is_alnum(c) || c == '!' || c == '*' || c == '+' || c == '-' || c == '/';
+	return charset_is_alnum(c) || c == '!' || c == '*' || c == '+' || c == '-' || c == '/';
 }
 
 static size_t q_cost(const unsigned char *s, size_t n)
@@ -237,7 +187,7 @@ static void hdr_encoded(struct hdr *h, const char *text, size_t len)
 	while (i < len) {
 		size_t adv, room;
 
-		utf8_decode(s + i, len - i, &adv);
+		charset_utf8_decode(s + i, len - i, &adv);
 		/* Fill the rest of this line, or a whole fresh one when not even one more
 		 * character fits here. */
 		if (h->col + 1 + EW_OVERHEAD + q_cost(s + i, adv) <= HDR_COLS)
@@ -249,7 +199,7 @@ static void hdr_encoded(struct hdr *h, const char *text, size_t len)
 		buf_reset(&w);
 		buf_adds(&w, EW_PREFIX);
 		do {
-			utf8_decode(s + i, len - i, &adv);
+			charset_utf8_decode(s + i, len - i, &adv);
 			if (w.len > sizeof(EW_PREFIX) - 1 &&
 			    w.len + q_cost(s + i, adv) + sizeof(EW_SUFFIX) - 1 > room)
 				break;
@@ -344,7 +294,7 @@ static void hdr_phrase(struct hdr *h, const char *clean)
 
 		if (c >= 0x80 || (c == '=' && clean[i + 1] == '?'))
 			encode = true;
-		else if (c != ' ' && !is_atext(c))
+		else if (c != ' ' && !charset_is_atext(c))
 			atoms = false;
 	}
 	buf_init(&q);
@@ -429,7 +379,7 @@ static bool id_usable(const char *id)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)id[i];
 
-		if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+		if (!charset_is_alnum(c) && c != '.' && c != '_' && c != '-')
 			return false;
 		if (c == '.' && id[i + 1] == '.')
 			return false;

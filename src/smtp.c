@@ -539,14 +539,11 @@ enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_resu
 	return r->outcome;
 }
 
-static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
-                      const char *msg, size_t len, struct smtp_result *r)
+int smtp_check_envelope(const char *mail_from, char *const *rcpt, size_t nrcpt,
+                        struct smtp_result *r)
 {
-	char why[256];
 	struct err e;
 
-	smtp_session_begin(c, r);
-	smtp_session_release(c);
 	/* Callers check addresses; this is the last guard before they reach the wire. */
 	if (message_check_addr(mail_from, &e) < 0) {
 		smtp_session_fail(r, OUTCOME_PERMFAIL,
@@ -564,6 +561,18 @@ static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *r
 		smtp_session_fail(r, OUTCOME_PERMFAIL, "no recipients");
 		return -1;
 	}
+	return 0;
+}
+
+static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
+                      const char *msg, size_t len, struct smtp_result *r)
+{
+	char why[256];
+
+	smtp_session_begin(c, r);
+	smtp_session_release(c);
+	if (smtp_check_envelope(mail_from, rcpt, nrcpt, r) < 0)
+		return -1;
 	if (smtp_setup(c, why, sizeof(why)) < 0) {
 		smtp_session_fail(r, OUTCOME_TEMPFAIL, why);
 		return -1;

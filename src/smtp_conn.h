@@ -81,4 +81,8 @@ enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_resu
 enum outcome smtp_session_fail(struct smtp_result *r, enum outcome o, const char *detail);
 int64_t smtp_now_ms(void); /* monotonic */
 
+/* Refuses an envelope that is not valid addresses, or has no recipient (PERMFAIL in r). */
+int smtp_check_envelope(const char *mail_from, char *const *rcpt, size_t nrcpt,
+                        struct smtp_result *r);
+
 #endif

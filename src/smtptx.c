@@ -87,7 +87,6 @@ static void tx_wait(struct smtp_conn *c, int64_t now)
 int smtp_tx_start(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
                   const char *msg, size_t len, struct smtp_result *r)
 {
-	struct err e;
 	char *line;
 	int64_t now = smtp_now_ms();
 
@@ -99,22 +98,8 @@ int smtp_tx_start(struct smtp_conn *c, const char *mail_from, char *const *rcpt,
 	c->abort_reason = NULL;
 	c->stage = STAGE_MAIL;
 	c->started = now;
-	if (message_check_addr(mail_from, &e) < 0) {
-		smtp_session_fail(r, OUTCOME_PERMFAIL,
-		                  "the envelope sender is not a valid address");
+	if (smtp_check_envelope(mail_from, rcpt, nrcpt, r) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < nrcpt; i++) {
-		if (message_check_addr(rcpt[i], &e) < 0) {
-			smtp_session_fail(r, OUTCOME_PERMFAIL,
-			                  "an envelope recipient is not a valid address");
-			return -1;
-		}
-	}
-	if (nrcpt == 0) {
-		smtp_session_fail(r, OUTCOME_PERMFAIL, "no recipients");
-		return -1;
-	}
 	if (c->server->auth != AUTH_NONE && !c->auth_done) {
 		smtp_session_fail(r, OUTCOME_PERMFAIL,
 		                  "AUTH failed: the session is not authenticated; nothing was sent");

@@ -1,0 +1,67 @@
+#include "config.h"
+
+#include "charset.h"
+
+#include <string.h>
+
+/* By hand: <ctype.h> answers by locale, mail syntax is ASCII. */
+bool charset_is_alnum(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool charset_is_atext(unsigned char c)
+{
+	return charset_is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+long charset_utf8_decode(const unsigned char *s, size_t n, size_t *adv)
+{
+	unsigned char c = s[0];
+	size_t need, i;
+	long cp, min;
+
+	*adv = 1;
+	if (c < 0x80)
+		return c;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return -1;
+	}
+	if (n <= need)
+		return -1;
+	for (i = 1; i <= need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*adv = need + 1;
+	return cp;
+}
+
+bool charset_utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strlen(str), i = 0;
+
+	while (i < n) {
+		size_t adv;
+		if (charset_utf8_decode(s + i, n - i, &adv) < 0)
+			return false;
+		i += adv;
+	}
+	return true;
+}
