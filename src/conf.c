@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "alert.h"
@@ -386,21 +387,71 @@ static const char *const route_keys[] = {"match", "channel", "channels", "contin
 static const char *const retry_keys[] = {"initial", "max_interval", "give_up_after", NULL};
 
 static const char *const oauth2_keys[] = {
-	"token_file", "tenant", "client_id", "client_secret_file", "client_secret_env", "token_url",
-	"scope", NULL,
+	"token_file", "tenant", "client_id", "client_secret_file", "client_secret_env",
+	"token_url", "scope", "ca_file", NULL,
 };
 
-/* auth xoauth2: where the bearer token comes from. A token file kept current by something else
- * (read again for every session); the client-credentials grant is not in this version. */
+/* A tenant is a domain name or a directory id: it goes into the token endpoint's URL. */
+static bool tenant_valid(const char *t)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.";
+
+	return *t != '\0' && strspn(t, ok) == strlen(t) && strlen(t) <= 253;
+}
+
+/* oauth2.client_secret_*: like a password, one source, read unless CONFIG_NO_SECRETS. */
+static void parse_client_secret(struct cparse *p, struct server *s, const struct ynode *map)
+{
+	static const struct {
+		const char *key;
+		enum secret_source source;
+	} keys[] = {
+		{"client_secret_file", SECRET_FILE},
+		{"client_secret_env", SECRET_ENV},
+	};
+	const struct ynode *at = NULL;
+	int sources = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct ynode *n = ynode_get(map, keys[i].key);
+		char *where;
+		struct err e;
+
+		if (n == NULL)
+			continue;
+		sources++;
+		at = n;
+		where = keys[i].source == SECRET_FILE ? get_path(p, n, keys[i].key)
+		                                       : get_str(p, n, keys[i].key);
+		if (where != NULL && !p->no_secrets && s->oauth2.client_secret == NULL &&
+		    secret_resolve(keys[i].source, where, &s->oauth2.client_secret, &e) < 0)
+			cerr(p, n, "oauth2.%s: %s", keys[i].key, e.msg);
+		free(where);
+	}
+	if (sources == 0)
+		cerr(p, map,
+		     "server '%s': oauth2 needs the client secret: client_secret_file or "
+		     "client_secret_env",
+		     s->name);
+	else if (sources > 1)
+		cerr(p, at, "server '%s': give only one of client_secret_file, client_secret_env",
+		     s->name);
+}
+
+/* auth xoauth2: where the bearer token comes from: a token file kept current by something
+ * else (read again for every session), or the client-credentials grant. */
 static void parse_oauth2(struct cparse *p, struct server *s, const struct ynode *key,
                          const struct ynode *map)
 {
+	struct oauth2_conf *o = &s->oauth2;
 	const struct ynode *n;
 	char what[160];
 
 	if (map == NULL) {
 		if (s->auth == AUTH_XOAUTH2)
-			cerr(p, key, "server '%s': auth xoauth2 needs an oauth2 block with token_file",
+			cerr(p, key,
+			     "server '%s': auth xoauth2 needs an oauth2 block: tenant, client_id and "
+			     "client_secret_file (or token_file)",
 			     s->name);
 		return;
 	}
@@ -412,31 +463,72 @@ static void parse_oauth2(struct cparse *p, struct server *s, const struct ynode 
 		return;
 	snprintf(what, sizeof(what), "server '%s' oauth2", s->name);
 	check_keys(p, map, what, oauth2_keys);
-	for (size_t i = 1; oauth2_keys[i] != NULL; i++) {
-		n = ynode_get(map, oauth2_keys[i]);
-		if (n != NULL) {
-			cerr(p, n,
-			     "oauth2.%s: the client-credentials grant is not supported by this version "
-			     "of alertmail yet; give oauth2.token_file, a file kept current by your token "
-			     "service",
-			     oauth2_keys[i]);
-			return;
-		}
-	}
+
 	n = ynode_get(map, "token_file");
-	if (n == NULL) {
-		cerr(p, map, "server '%s': oauth2 needs token_file", s->name);
+	if (n != NULL) {
+		for (size_t i = 1; oauth2_keys[i] != NULL; i++) {
+			if (ynode_get(map, oauth2_keys[i]) != NULL) {
+				cerr(p, ynode_get(map, oauth2_keys[i]),
+				     "server '%s': oauth2.%s is for the client-credentials grant; "
+				     "with token_file the token comes from the file",
+				     s->name, oauth2_keys[i]);
+				return;
+			}
+		}
+		o->token_file = get_path(p, n, "oauth2.token_file");
+		if (o->token_file != NULL && !p->no_secrets) {
+			char *token = NULL;
+			struct err e;
+			/* Checked now for a clear error at start; read again for every session. */
+			if (secret_read_file(o->token_file, &token, &e) < 0)
+				cerr(p, n, "oauth2.token_file: %s", e.msg);
+			secret_free(token);
+		}
 		return;
 	}
-	s->token_file = get_path(p, n, "oauth2.token_file");
-	if (s->token_file != NULL && !p->no_secrets) {
-		char *token = NULL;
-		struct err e;
-		/* Checked now for a clear error at start; read again for every session. */
-		if (secret_read_file(s->token_file, &token, &e) < 0)
-			cerr(p, n, "oauth2.token_file: %s", e.msg);
-		secret_free(token);
+
+	/* The client-credentials grant. */
+	n = ynode_get(map, "client_id");
+	if (n == NULL)
+		cerr(p, map, "server '%s': oauth2 needs client_id (the application id)", s->name);
+	else
+		o->client_id = get_str(p, n, "oauth2.client_id");
+	n = ynode_get(map, "tenant");
+	if (n != NULL) {
+		o->tenant = get_str(p, n, "oauth2.tenant");
+		if (o->tenant != NULL && !tenant_valid(o->tenant)) {
+			cerr(p, n,
+			     "oauth2.tenant: expected a domain (contoso.onmicrosoft.com) or a "
+			     "directory id, got '%s'",
+			     o->tenant);
+			free(o->tenant);
+			o->tenant = NULL;
+		}
 	}
+	n = ynode_get(map, "token_url");
+	if (n != NULL) {
+		o->token_url = get_str(p, n, "oauth2.token_url");
+		/* The client secret goes in the request: never in clear. */
+		if (o->token_url != NULL && (strncasecmp(o->token_url, "https://", 8) != 0 ||
+		                             strlen(o->token_url) > 1000 ||
+		                             strpbrk(o->token_url, " \t\r\n") != NULL))
+			cerr(p, n, "oauth2.token_url: expected an https:// URL, got '%s'",
+			     o->token_url);
+	} else if (ynode_get(map, "tenant") == NULL) {
+		cerr(p, map,
+		     "server '%s': oauth2 needs tenant (your domain or directory id), or token_url",
+		     s->name);
+	}
+	n = ynode_get(map, "scope");
+	if (n != NULL)
+		o->scope = get_str(p, n, "oauth2.scope");
+	n = ynode_get(map, "ca_file");
+	if (n != NULL) {
+		o->ca_file = get_path(p, n, "oauth2.ca_file");
+		if (o->ca_file != NULL && access(o->ca_file, R_OK) != 0)
+			cerr(p, n, "oauth2.ca_file %s: %s", o->ca_file, strerror(errno));
+	}
+	parse_client_secret(p, s, map);
 }
 
 static void parse_server(struct cparse *p, struct server *s, const struct ynode *key,
@@ -948,7 +1040,13 @@ void config_free(struct config *c)
 		free(s->ca_file);
 		free(s->username);
 		secret_free(s->password);
-		free(s->token_file);
+		free(s->oauth2.token_file);
+		free(s->oauth2.tenant);
+		free(s->oauth2.client_id);
+		secret_free(s->oauth2.client_secret);
+		free(s->oauth2.token_url);
+		free(s->oauth2.scope);
+		free(s->oauth2.ca_file);
 		free(s->helo);
 	}
 	free(c->servers);

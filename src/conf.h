@@ -23,6 +23,18 @@ enum auth_mech {
 	AUTH_XOAUTH2,
 };
 
+/* auth: xoauth2: where the bearer token comes from: a file kept current by something else, or
+ * the client-credentials grant. */
+struct oauth2_conf {
+	char *token_file; /* read again for every session */
+	char *tenant;
+	char *client_id;
+	char *client_secret; /* resolved; never log it */
+	char *token_url;     /* the tenant's Entra ID endpoint unless given */
+	char *scope;
+	char *ca_file; /* for the token endpoint; NULL: the system's */
+};
+
 struct server {
 	char *name;
 	char *host;
@@ -41,7 +53,7 @@ struct server {
 	long rate_count; /* 0: no limit */
 	int64_t rate_period_ms;
 	char *helo; /* EHLO name; NULL: this host's name */
-	char *token_file; /* auth xoauth2: oauth2.token_file, read again for every session */
+	struct oauth2_conf oauth2; /* auth xoauth2 */
 	unsigned line, column;
 };
 

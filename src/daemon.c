@@ -351,7 +351,7 @@ static int64_t next_wakeup(struct daemon *d)
 			struct slot *sl = &d->srvs[i].slots[k];
 			if (sl->timer_at >= 0 && sl->timer_at < t)
 				t = sl->timer_at;
-			if (sl->job != NULL && !sl->opening && smtp_tx_deadline(sl->conn) < t)
+			if (slot_in_tx(sl) && smtp_tx_deadline(sl->conn) < t)
 				t = smtp_tx_deadline(sl->conn);
 		}
 	return t;
@@ -367,7 +367,7 @@ static void curl_timers(struct daemon *d)
 			struct slot *sl = &srv->slots[k];
 			int running;
 			/* Our own wait on a reply: smtp_tx_step times it out. */
-			if (sl->job != NULL && !sl->opening && smtp_tx_deadline(sl->conn) <= now)
+			if (slot_in_tx(sl) && smtp_tx_deadline(sl->conn) <= now)
 				slot_drive(d, sl);
 			if (sl->timer_at < 0 || sl->timer_at > now)
 				continue;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "notify.h"
+#include "oauth2.h"
 #include "spool.h"
 
 struct config;
@@ -45,12 +46,20 @@ struct slot {
 	int64_t timer_at; /* libcurl's next timeout for this multi, -1 for none */
 	bool in_multi;    /* the handle is in the multi: opening, or an open session */
 	bool opening;     /* libcurl is opening the session */
+	struct oauth2_fetch *fetch; /* a token being fetched for the session to open, in multi */
 	/* The open session's socket, watched by us (a dup, so that libcurl's own registration of
 	 * the socket in epoll, if any, stays apart). */
 	int iofd;
 	uint32_t io_events;
 	struct watch io;
 };
+
+/* Whether alertmail itself speaks on the slot's session now (not libcurl opening it, nor a
+ * token being fetched for it). */
+static inline bool slot_in_tx(const struct slot *sl)
+{
+	return sl->job != NULL && !sl->opening && sl->fetch == NULL;
+}
 
 /* A server entry's delivery state. */
 struct srv {
@@ -59,6 +68,7 @@ struct srv {
 	size_t nslots;
 	int busy_count;   /* 421/432/454 in a row */
 	int64_t busy_until;
+	struct oauth2_token token; /* auth xoauth2 by the grant: shared by the slots */
 	struct job *wait_head, *wait_tail; /* jobs waiting for a free slot */
 };
 
@@ -83,6 +93,7 @@ struct job {
 	int64_t started; /* of the current attempt */
 	bool reused;     /* the attempt went over a session opened for an earlier message */
 	bool reopened;   /* ... and was started again on a fresh one when that session had died */
+	bool token_retried; /* a kept OAuth2 token was refused, and a fresh one tried */
 	struct job *next;
 };
 

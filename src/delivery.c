@@ -130,6 +130,7 @@ static struct srv *srv_of(struct daemon *d, const struct server *s)
 }
 
 static void try_server(struct daemon *d, struct job *j);
+static void srv_drain(struct daemon *d, struct srv *srv);
 static struct slot *free_slot(struct srv *srv);
 static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j);
 
@@ -240,6 +241,28 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 	next_server(d, j);
 }
 
+/* The server rests (busy replies, no token): the job goes on to the next one. */
+static void skip_server(struct daemon *d, struct srv *srv, struct job *j)
+{
+	char what[256];
+
+	snprintf(what, sizeof(what), "not tried: the server is backing off for %lld s more",
+	         (long long)((srv->busy_until - now_ms()) / 1000 + 1));
+	record_attempt(j, srv->conf, what);
+	j->any_temp = true;
+	next_server(d, j);
+}
+
+/* A token is being fetched for one of the server's slots: the others wait for it rather than
+ * ask the token endpoint too. */
+static bool srv_fetching(const struct srv *srv)
+{
+	for (size_t i = 0; i < srv->nslots; i++)
+		if (srv->slots[i].fetch != NULL)
+			return true;
+	return false;
+}
+
 static void try_server(struct daemon *d, struct job *j)
 {
 	const struct server *s = j->chan->conf->servers[j->cur];
@@ -247,15 +270,10 @@ static void try_server(struct daemon *d, struct job *j)
 	struct slot *sl;
 
 	if (srv->busy_until > now_ms()) {
-		char what[256];
-		snprintf(what, sizeof(what), "not tried: the server is backing off for %lld s more",
-		         (long long)((srv->busy_until - now_ms()) / 1000 + 1));
-		record_attempt(j, s, what);
-		j->any_temp = true;
-		next_server(d, j);
+		skip_server(d, srv, j);
 		return;
 	}
-	sl = free_slot(srv);
+	sl = srv_fetching(srv) ? NULL : free_slot(srv);
 	if (sl == NULL) {
 		j->next = NULL;
 		if (srv->wait_tail != NULL)
@@ -267,6 +285,27 @@ static void try_server(struct daemon *d, struct job *j)
 		return;
 	}
 	slot_start(d, srv, sl, j);
+}
+
+/* Jobs waiting for the server go on: into its free slots, or past it while it rests. */
+static void srv_drain(struct daemon *d, struct srv *srv)
+{
+	while (srv->wait_head != NULL && !srv_fetching(srv)) {
+		struct job *w = srv->wait_head;
+		bool resting = srv->busy_until > now_ms();
+		struct slot *sl = resting ? NULL : free_slot(srv);
+
+		if (!resting && sl == NULL)
+			break;
+		srv->wait_head = w->next;
+		if (srv->wait_head == NULL)
+			srv->wait_tail = NULL;
+		d->waiting--;
+		if (resting)
+			skip_server(d, srv, w);
+		else
+			slot_start(d, srv, sl, w);
+	}
 }
 
 void round_start(struct daemon *d, struct job *j)
@@ -307,6 +346,11 @@ static void io_watch(struct slot *sl, uint32_t events)
 /* Ends the slot's session, if any: no wait on the server, whatever state it is in. */
 static void slot_drop(struct slot *sl)
 {
+	if (sl->fetch != NULL) {
+		curl_multi_remove_handle(sl->multi, oauth2_fetch_handle(sl->fetch));
+		oauth2_fetch_free(sl->fetch);
+		sl->fetch = NULL;
+	}
 	io_watch(sl, 0);
 	if (sl->iofd >= 0)
 		close(sl->iofd);
@@ -346,21 +390,11 @@ static void slot_send(struct daemon *d, struct slot *sl)
 	slot_drive(d, sl);
 }
 
-/* Starts j on the slot: over its open session, or opening one first. */
-static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j)
+/* Has libcurl open a session on the slot (TCP, TLS, EHLO, AUTH). */
+static void slot_open(struct daemon *d, struct slot *sl)
 {
 	struct smtp_result r;
 
-	(void)srv;
-	j->started = now_ms();
-	sl->job = j;
-	d->inflight++;
-	j->reused = smtp_is_open(sl->conn);
-	if (j->reused) {
-		slot_send(d, sl);
-		return;
-	}
-	slot_drop(sl);
 	if (smtp_open_begin(sl->conn, &r) < 0) {
 		slot_finish(d, sl, &r);
 		return;
@@ -373,6 +407,85 @@ static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struc
 	}
 	sl->in_multi = true;
 	sl->opening = true;
+}
+
+/* No token, no session: the attempt fails for now, and the server rests, so that a storm of
+ * alerts does not become a storm of requests to a token endpoint that refuses them. */
+static void token_failed(struct daemon *d, struct slot *sl, const char *why)
+{
+	struct srv *srv = sl->srv;
+	struct smtp_result r;
+	int64_t now = now_ms();
+
+	memset(&r, 0, sizeof(r));
+	r.outcome = OUTCOME_TEMPFAIL;
+	r.stage = STAGE_AUTH;
+	snprintf(r.detail, sizeof(r.detail), "no OAuth2 token: %s", why);
+	srv->busy_count++;
+	srv->busy_until = now + queue_server_backoff_ms(srv->busy_count);
+	log_err("oauth2", "%s: %s; server not used for %lld s", srv->conf->name, r.detail,
+	        (long long)((srv->busy_until - now) / 1000));
+	slot_finish(d, sl, &r);
+}
+
+/* Fetches a token (in the slot's multi, like the session itself) before the session opens. */
+static void slot_fetch_token(struct daemon *d, struct slot *sl)
+{
+	char why[512];
+
+	sl->fetch = oauth2_fetch_new(sl->srv->conf, why, sizeof(why));
+	if (sl->fetch == NULL) {
+		token_failed(d, sl, why);
+		return;
+	}
+	if (curl_multi_add_handle(sl->multi, oauth2_fetch_handle(sl->fetch)) != CURLM_OK) {
+		oauth2_fetch_free(sl->fetch);
+		sl->fetch = NULL;
+		token_failed(d, sl, "cannot start a transfer");
+		return;
+	}
+	log_debug("oauth2", "%s: fetching a token", sl->srv->conf->name);
+}
+
+static void token_fetched(struct daemon *d, struct slot *sl, CURLcode cc)
+{
+	struct srv *srv = sl->srv;
+	struct oauth2_fetch *f = sl->fetch;
+	char why[768];
+	int64_t now = now_ms();
+	int rc;
+
+	sl->fetch = NULL;
+	curl_multi_remove_handle(sl->multi, oauth2_fetch_handle(f));
+	rc = oauth2_fetch_end(f, (int)cc, now, &srv->token, why, sizeof(why));
+	oauth2_fetch_free(f);
+	if (rc < 0) {
+		token_failed(d, sl, why);
+		return;
+	}
+	log_info("oauth2", "%s: new token, valid for %lld s", srv->conf->name,
+	         (long long)((srv->token.expires_at - now) / 1000));
+	slot_open(d, sl);
+	srv_drain(d, srv);
+}
+
+/* Starts j on the slot: over its open session, or opening one first. */
+static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j)
+{
+	j->started = now_ms();
+	sl->job = j;
+	d->inflight++;
+	j->reused = smtp_is_open(sl->conn);
+	if (j->reused) {
+		slot_send(d, sl);
+		return;
+	}
+	slot_drop(sl);
+	if (oauth2_uses_grant(srv->conf) && !oauth2_token_usable(&srv->token, j->started)) {
+		slot_fetch_token(d, sl);
+		return;
+	}
+	slot_open(d, sl);
 }
 
 /* libcurl finished opening the session: on to the message, or the attempt failed. */
@@ -419,25 +532,22 @@ static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_res
 		slot_start(d, srv, sl, j);
 		return;
 	}
-	attempt_done(d, srv, j, r);
-	/* Free slots go to jobs waiting for this server. */
-	for (;;) {
-		struct slot *free_sl = free_slot(srv);
-		struct job *w = srv->wait_head;
-		if (free_sl == NULL || w == NULL)
-			break;
-		srv->wait_head = w->next;
-		if (srv->wait_head == NULL)
-			srv->wait_tail = NULL;
-		d->waiting--;
-		slot_start(d, srv, free_sl, w);
+	/* A kept token the server refuses may have been revoked: once, with a fresh one. */
+	if (r->outcome != OUTCOME_OK && !j->token_retried && smtp_token_rejected(sl->conn, r)) {
+		j->token_retried = true;
+		log_notice("oauth2", "%s: %s refused the kept token (%d %s); fetching a new one",
+		           j->qid, srv->conf->name, r->reply.code, r->reply.enhanced);
+		slot_start(d, srv, sl, j);
+		return;
 	}
+	attempt_done(d, srv, j, r);
+	srv_drain(d, srv);
 }
 
 /* An event on a session socket: the message moves on, or an idle session has ended. */
 void slot_event(struct daemon *d, struct slot *sl)
 {
-	if (sl->job != NULL && !sl->opening) {
+	if (slot_in_tx(sl)) {
 		slot_drive(d, sl);
 		return;
 	}
@@ -464,6 +574,11 @@ void slot_collect(struct daemon *d, struct slot *sl)
 
 		if (m == NULL)
 			break;
+		if (m->msg == CURLMSG_DONE && sl->fetch != NULL &&
+		    m->easy_handle == oauth2_fetch_handle(sl->fetch)) {
+			token_fetched(d, sl, m->data.result);
+			continue;
+		}
 		if (m->msg != CURLMSG_DONE || !sl->opening || sl->job == NULL)
 			continue;
 		/* The handle stays in the multi: the session lives there. */
@@ -539,6 +654,7 @@ void srvs_free(struct daemon *d)
 			smtp_conn_free(sl->conn);
 		}
 		free(srv->slots);
+		oauth2_token_clear(&srv->token);
 		while (srv->wait_head != NULL) {
 			struct job *j = srv->wait_head;
 			srv->wait_head = j->next;
@@ -586,6 +702,7 @@ int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, st
 			sl->io.kind = WATCH_SESSION;
 			sl->io.slot = sl;
 			sl->conn = smtp_conn_new(srv->conf);
+			smtp_conn_share_token(sl->conn, &srv->token);
 			sl->multi = curl_multi_init();
 			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
 			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETDATA, sl);

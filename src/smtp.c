@@ -327,8 +327,41 @@ struct smtp_conn *smtp_conn_new(const struct server *s)
 	c->server = s;
 	c->url = make_url(s);
 	c->sock = CURL_SOCKET_BAD;
+	c->token = &c->own_token;
 	buf_init(&c->transcript);
 	return c;
+}
+
+void smtp_conn_share_token(struct smtp_conn *c, struct oauth2_token *t)
+{
+	c->token = t;
+}
+
+bool smtp_token_rejected(struct smtp_conn *c, const struct smtp_result *r)
+{
+	if (!oauth2_uses_grant(c->server) || c->token_was_fresh || r->reply.code != 535 ||
+	    r->stage != STAGE_AUTH)
+		return false;
+	oauth2_token_clear(c->token);
+	return true;
+}
+
+/* The blocking commands' way to a token: the one kept, or one fetched now. */
+static int token_ready(struct smtp_conn *c, struct smtp_result *r)
+{
+	char why[700], detail[768];
+	int64_t t0 = smtp_now_ms();
+
+	if (!oauth2_uses_grant(c->server))
+		return 0;
+	if (oauth2_token_get(c->server, c->token, t0, why, sizeof(why)) < 0) {
+		r->stage = STAGE_AUTH;
+		snprintf(detail, sizeof(detail), "no OAuth2 token: %s", why);
+		smtp_session_fail(r, OUTCOME_TEMPFAIL, detail);
+		r->elapsed_ms = smtp_now_ms() - t0;
+		return -1;
+	}
+	return 0;
 }
 
 void smtp_session_release(struct smtp_conn *c)
@@ -354,6 +387,7 @@ void smtp_conn_free(struct smtp_conn *c)
 	buf_free(&c->transcript);
 	buf_free(&c->out);
 	buf_free(&c->in);
+	oauth2_token_clear(&c->own_token);
 	free(c);
 }
 
@@ -451,13 +485,23 @@ int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
 	if (s->auth != AUTH_NONE && (s->tls != TLS_NONE || s->allow_plaintext_auth)) {
 		MUST(curl_easy_setopt(h, CURLOPT_USERNAME, s->username), "USERNAME");
-		if (s->auth == AUTH_XOAUTH2) {
+		if (s->auth == AUTH_XOAUTH2 && oauth2_uses_grant(s)) {
+			/* Fetched by the caller before the session; libcurl keeps a copy. */
+			if (c->token->value == NULL) {
+				snprintf(why, why_len, "no OAuth2 token");
+				return -1;
+			}
+			c->token_was_fresh = c->token->fresh;
+			c->token->fresh = false;
+			MUST(curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, c->token->value),
+			     "XOAUTH2_BEARER");
+		} else if (s->auth == AUTH_XOAUTH2) {
 			/* The token is read for every session: whatever keeps the file current
 			 * (a token service) is followed without a reload. libcurl keeps a copy. */
 			char *token = NULL;
 			struct err e;
 			CURLcode cc;
-			if (secret_read_file(s->token_file, &token, &e) < 0) {
+			if (secret_read_file(s->oauth2.token_file, &token, &e) < 0) {
 				snprintf(why, why_len, "oauth2.token_file: %s", e.msg);
 				return -1;
 			}
@@ -618,9 +662,17 @@ static enum outcome send_end(struct smtp_conn *c, int curl_code, struct smtp_res
 enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,
                        const char *msg, size_t len, struct smtp_result *r)
 {
-	if (send_begin(c, mail_from, rcpt, nrcpt, msg, len, r) < 0)
-		return r->outcome;
-	return send_end(c, curl_easy_perform(c->curl), r);
+	/* A second time only with a fresh token, when the kept one was refused. */
+	for (int round = 0; round < 2; round++) {
+		if (token_ready(c, r) < 0)
+			return r->outcome;
+		if (send_begin(c, mail_from, rcpt, nrcpt, msg, len, r) < 0)
+			return r->outcome;
+		if (send_end(c, curl_easy_perform(c->curl), r) == OUTCOME_OK ||
+		    !smtp_token_rejected(c, r))
+			break;
+	}
+	return r->outcome;
 }
 
 static void cert_expiry(struct smtp_conn *c, struct smtp_result *r)
@@ -678,12 +730,14 @@ static void probe_quit(struct smtp_conn *c)
 		smtp_transcript_add(c, "<- ", reply, strcspn(reply, "\r\n"));
 }
 
-enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
+static enum outcome probe_once(struct smtp_conn *c, struct smtp_result *r)
 {
 	char why[256];
 	CURLcode cc;
 
 	smtp_session_begin(c, r);
+	if (token_ready(c, r) < 0)
+		return r->outcome;
 	if (smtp_setup(c, why, sizeof(why)) < 0)
 		return smtp_session_fail(r, OUTCOME_TEMPFAIL, why);
 	/* CONNECT_ONLY runs the whole SMTP connect phase: greeting, EHLO, STARTTLS, AUTH. */
@@ -700,6 +754,13 @@ enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
 	/* Close now; the next use makes a fresh handle and session. */
 	curl_easy_cleanup(c->curl);
 	c->curl = NULL;
+	return r->outcome;
+}
+
+enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r)
+{
+	if (probe_once(c, r) != OUTCOME_OK && smtp_token_rejected(c, r))
+		probe_once(c, r);
 	return r->outcome;
 }
 

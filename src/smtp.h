@@ -47,11 +47,19 @@ struct smtp_result {
 };
 
 struct smtp_conn;
+struct oauth2_token;
 
 /* A connection to one server entry. Each entry has its own, so connections are never shared
  * between entries with different TLS settings. */
 struct smtp_conn *smtp_conn_new(const struct server *s);
 void smtp_conn_free(struct smtp_conn *c);
+
+/* auth xoauth2 by the client-credentials grant: the connection uses t (kept by the caller, who
+ * fetches it before opening a session) instead of a token of its own. */
+void smtp_conn_share_token(struct smtp_conn *c, struct oauth2_token *t);
+/* After a failed session: true when the server refused (535) a token that was not fetched for
+ * this very session; the token is then forgotten, and one more try with a fresh one is due. */
+bool smtp_token_rejected(struct smtp_conn *c, const struct smtp_result *r);
 
 /* Sends one message (CRLF line ends). Returns the outcome, also stored in r. */
 enum outcome smtp_send(struct smtp_conn *c, const char *mail_from, char *const *rcpt, size_t nrcpt,

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "oauth2.h"
 #include "smtp.h"
 
 /* The transaction alertmail speaks itself once libcurl has opened the session. */
@@ -43,6 +44,11 @@ struct smtp_conn {
 	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
 	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
 	char auth_offer[128]; /* the mechanisms of that offer, for messages */
+	/* auth xoauth2 by the client-credentials grant: the token in use, the conn's own or one
+	 * shared by every connection to the server (the daemon's). */
+	struct oauth2_token own_token;
+	struct oauth2_token *token;
+	bool token_was_fresh; /* the session now open(ing) got a token fetched just for it */
 	const char *abort_reason; /* set to stop the session from the header callback */
 	int64_t started;
 	/* The envelope and body of the message being sent, owned until the session ends. */

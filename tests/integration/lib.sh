@@ -28,6 +28,7 @@
 #             has_ipv6_loopback
 #   PKI       make_ca DIR | test_ca  (-> $T/ca)
 #   servers   start_o365 [--name N] [o365_server.py options]      -> port
+#             start_token_server [--name N] [token_server.py options] -> port
 #             start_postfix_relay [NAME]                          -> port
 #             start_postfix_submission USER PASSWORD [NAME]       -> port
 #             server_pid NAME | server_dir NAME | stop_server NAME
@@ -688,6 +689,45 @@ start_o365() {
     port=$(cat "$dir/port")
     host=$(sed -n 's/^listening on \(.*\) port .*/\1/p' "$dir/server.out" | head -n 1)
     wait_port "${host:-127.0.0.1}" "$port" 5 || return 1
+    echo "$port"
+}
+
+# start_token_server [--name N] [token_server.py options] -> port
+#   An OAuth2 token endpoint on loopback, HTTPS with the test CA's localhost
+#   certificate (see token_server.py). Its log is $T/N/requests.log; unless
+#   given, issued tokens go to $T/N/tokens (for o365_server.py --token-file).
+start_token_server() {
+    local name=tokens
+    if [ "${1:-}" = --name ]; then name=$2; shift 2; fi
+    local dir=$T/$name ca
+    mkdir "$dir" || { echo "start_token_server: $dir exists; give each its own --name" >&2; return 1; }
+    ca=$(test_ca) || return 1
+    : >"$dir/requests.log"
+    local -a args=(--host 127.0.0.1 --port 0 --portfile "$dir/port" --pidfile "$dir/pid"
+        --cert "$ca/localhost.crt" --key "$ca/localhost.key" --log "$dir/requests.log"
+        --max-lifetime "$ALERTMAIL_SERVER_LIFETIME")
+    case " $* " in *" --tokens "*|*" --tokens="*) ;; *) args+=(--tokens "$dir/tokens") ;; esac
+    "$ALERTMAIL_PYTHON" "$ALERTMAIL_IT_DIR/token_server.py" "${args[@]}" "$@" \
+        </dev/null >"$dir/server.out" 2>&1 &
+    local pid=$!
+    _am_track tokens "$name" "$pid"
+    local deadline=$(( $(_am_now_ms) + ALERTMAIL_START_TIMEOUT * 1000 ))
+    while [ ! -s "$dir/port" ]; do
+        if ! pid_alive "$pid"; then
+            echo "start_token_server: server exited during start-up:" >&2
+            sed 's/^/  /' "$dir/server.out" >&2
+            return 1
+        fi
+        if [ "$(_am_now_ms)" -ge "$deadline" ]; then
+            echo "start_token_server: no port after ${ALERTMAIL_START_TIMEOUT}s" >&2
+            stop_pid "$pid"
+            return 1
+        fi
+        sleep 0.02
+    done
+    local port
+    port=$(cat "$dir/port")
+    wait_port 127.0.0.1 "$port" 5 || return 1
     echo "$port"
 }
 

@@ -548,9 +548,30 @@ class O365SMTP(SMTP):
         auth = fields.get("auth", "")
         token = auth[7:] if auth.startswith("Bearer ") else None
         a = self.cfg.args
+        if a.token_file is not None:
+            return u, a.user is not None and u == a.user and token is not None and \
+                self.token_current(token)
         expected = a.token if a.token is not None else a.password
         good = a.user is not None and u == a.user and token is not None and token == expected
         return u, good
+
+    def token_current(self, token):
+        """Whether TOKEN is in --token-file ("TOKEN EXPIRY" lines) and not expired."""
+        try:
+            with open(self.cfg.args.token_file) as f:
+                lines = f.read().split("\n")
+        except OSError:
+            return False
+        now = time.time()
+        for line in lines:
+            t, _, exp = line.partition(" ")
+            if t == token:
+                if exp.strip() and float(exp) <= now:
+                    self.log("--", "token expired %.1f s ago" % (now - float(exp)))
+                    return False
+                return True
+        self.log("--", "token unknown or revoked")
+        return False
 
     def need_auth_or_tls(self):
         """Reply for MAIL/RCPT/DATA when the session may not send yet."""
@@ -763,6 +784,8 @@ def parse_args(argv):
     p.add_argument("--user", help="the one mailbox that may authenticate")
     p.add_argument("--password", help="its password (LOGIN, PLAIN)")
     p.add_argument("--token", help="its XOAUTH2 bearer token (default: --password)")
+    p.add_argument("--token-file", help='XOAUTH2: accept the tokens listed in this file, one '
+                   '"TOKEN EXPIRY-UNIX-TIME" per line, read at each AUTH, until they expire')
     p.add_argument("--no-auth", action="store_true", help="accept mail without AUTH and offer no AUTH")
     p.add_argument("--tls-optional", action="store_true",
                    help="offer STARTTLS but also accept mail without it (like a relay)")
