@@ -346,6 +346,8 @@ static int64_t next_wakeup(struct daemon *d)
 		t = d->retries[0].due;
 	if (d->stopping && d->stop_deadline < t)
 		t = d->stop_deadline;
+	if (d->release_at < t)
+		t = d->release_at;
 	for (size_t i = 0; i < d->cfg->nservers; i++)
 		for (size_t k = 0; k < d->srvs[i].nslots; k++) {
 			struct slot *sl = &d->srvs[i].slots[k];
@@ -446,6 +448,7 @@ static void loop(struct daemon *d)
 		if (d->stopping && (d->inflight == 0 || now_ms() >= d->stop_deadline))
 			break;
 		now = now_ms();
+		d->release_at = d->stopping ? INT64_MAX : srvs_release(d, now);
 		status_again = status(d, now);
 		timeout = next_wakeup(d) - now;
 		if (status_again - now < timeout)

@@ -69,6 +69,12 @@ struct srv {
 	int busy_count;   /* 421/432/454 in a row */
 	int64_t busy_until;
 	struct oauth2_token token; /* auth xoauth2 by the grant: shared by the slots */
+	/* rate: the messages in progress, and when each of those that ended within the last
+	 * period ended (in that order, oldest at done_head; at most rate_count). */
+	size_t rate_inflight;
+	int64_t *done_at;
+	size_t done_head, done_n;
+	bool rate_held; /* jobs wait for the rate limit (logged once per episode) */
 	struct job *wait_head, *wait_tail; /* jobs waiting for a free slot */
 };
 
@@ -122,6 +128,7 @@ struct daemon {
 	bool stopping, reload_pending, retry_now;
 	int64_t stop_deadline;
 	int64_t next_rescan, next_clean;
+	int64_t release_at; /* when a server's rate limit next lets a waiting job go */
 	unsigned long delivered, deferred, failed;
 };
 
@@ -152,6 +159,9 @@ void slot_collect(struct daemon *d, struct slot *sl);
 int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, struct err *e);
 /* Ends every session without waiting on a server; jobs in flight stay in active/. */
 void srvs_free(struct daemon *d);
+/* Jobs held back by a server's rate limit go on when it allows; returns when it next will
+ * (monotonic ms), or INT64_MAX when no job waits for that. */
+int64_t srvs_release(struct daemon *d, int64_t now);
 
 /* daemon.c */
 /* Schedules qid's next round at due (monotonic ms). */

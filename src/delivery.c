@@ -131,6 +131,7 @@ static struct srv *srv_of(struct daemon *d, const struct server *s)
 
 static void try_server(struct daemon *d, struct job *j);
 static void srv_drain(struct daemon *d, struct srv *srv);
+static void rate_done(struct srv *srv, int64_t now);
 static struct slot *free_slot(struct srv *srv);
 static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j);
 
@@ -209,6 +210,7 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 	int64_t now = now_ms();
 	int64_t latency = now - j->started;
 
+	rate_done(srv, now);
 	if (r->outcome == OUTCOME_OK) {
 		struct chan *c = j->chan;
 		srv->busy_count = 0;
@@ -253,6 +255,70 @@ static void skip_server(struct daemon *d, struct srv *srv, struct job *j)
 	next_server(d, j);
 }
 
+/* rate: at most rate_count messages in any window of rate_period_ms, as the server sees them.
+ * A message counts from its start until one period after its end: the server saw its MAIL
+ * somewhere in between, so no window at the server can hold more than rate_count MAIL
+ * commands, whatever the time each session took to open. A burst up to the count goes at
+ * once: an alert storm's first alerts are not delayed. Returns when the next message may
+ * start: 0 now, INT64_MAX when one in progress must end first. */
+static int64_t rate_free_at(struct srv *srv, int64_t now)
+{
+	const struct server *s = srv->conf;
+	size_t cap = (size_t)s->rate_count;
+
+	if (s->rate_count <= 0)
+		return 0;
+	while (srv->done_n > 0 && srv->done_at[srv->done_head] + s->rate_period_ms <= now) {
+		srv->done_head = (srv->done_head + 1) % cap;
+		srv->done_n--;
+	}
+	if (srv->rate_inflight + srv->done_n < cap)
+		return 0;
+	if (srv->done_n == 0)
+		return INT64_MAX;
+	return srv->done_at[srv->done_head] + s->rate_period_ms;
+}
+
+static void rate_take(struct srv *srv)
+{
+	if (srv->conf->rate_count > 0)
+		srv->rate_inflight++;
+}
+
+static void rate_done(struct srv *srv, int64_t now)
+{
+	size_t cap = (size_t)srv->conf->rate_count;
+
+	if (srv->conf->rate_count <= 0 || srv->rate_inflight == 0)
+		return;
+	srv->rate_inflight--;
+	if (srv->done_at == NULL)
+		srv->done_at = xcalloc(cap, sizeof(*srv->done_at));
+	if (srv->done_n == cap) { /* cannot be: a start needs room; kept safe all the same */
+		srv->done_head = (srv->done_head + 1) % cap;
+		srv->done_n--;
+	}
+	srv->done_at[(srv->done_head + srv->done_n) % cap] = now;
+	srv->done_n++;
+}
+
+/* Whether the rate limit holds jobs back now; says so once, until no job waits. */
+static bool rate_holds(struct srv *srv, int64_t now)
+{
+	int64_t at = rate_free_at(srv, now);
+	char period[32];
+
+	if (at <= now)
+		return false;
+	if (!srv->rate_held) {
+		srv->rate_held = true;
+		duration_format(srv->conf->rate_period_ms, period, sizeof(period));
+		log_notice("server", "%s: rate limit of %ld per %s reached: alerts wait", srv->conf->name,
+		           srv->conf->rate_count, period);
+	}
+	return true;
+}
+
 /* A token is being fetched for one of the server's slots: the others wait for it rather than
  * ask the token endpoint too. */
 static bool srv_fetching(const struct srv *srv)
@@ -273,7 +339,10 @@ static void try_server(struct daemon *d, struct job *j)
 		skip_server(d, srv, j);
 		return;
 	}
-	sl = srv_fetching(srv) ? NULL : free_slot(srv);
+	/* Jobs that wait keep their order: none overtakes them. */
+	sl = srv_fetching(srv) || srv->wait_head != NULL || rate_holds(srv, now_ms())
+	         ? NULL
+	         : free_slot(srv);
 	if (sl == NULL) {
 		j->next = NULL;
 		if (srv->wait_tail != NULL)
@@ -284,6 +353,9 @@ static void try_server(struct daemon *d, struct job *j)
 		d->waiting++;
 		return;
 	}
+	/* Counted here, once per message and server: not again when it is started over on a
+	 * fresh session or with a fresh token. */
+	rate_take(srv);
 	slot_start(d, srv, sl, j);
 }
 
@@ -292,20 +364,44 @@ static void srv_drain(struct daemon *d, struct srv *srv)
 {
 	while (srv->wait_head != NULL && !srv_fetching(srv)) {
 		struct job *w = srv->wait_head;
-		bool resting = srv->busy_until > now_ms();
+		int64_t now = now_ms();
+		bool resting = srv->busy_until > now;
 		struct slot *sl = resting ? NULL : free_slot(srv);
 
-		if (!resting && sl == NULL)
+		if (!resting && (sl == NULL || rate_holds(srv, now)))
 			break;
 		srv->wait_head = w->next;
 		if (srv->wait_head == NULL)
 			srv->wait_tail = NULL;
 		d->waiting--;
-		if (resting)
+		if (resting) {
 			skip_server(d, srv, w);
-		else
+		} else {
+			rate_take(srv);
 			slot_start(d, srv, sl, w);
+		}
 	}
+	if (srv->wait_head == NULL && srv->rate_held) {
+		srv->rate_held = false;
+		log_info("server", "%s: no alert waits for the rate limit any more", srv->conf->name);
+	}
+}
+
+int64_t srvs_release(struct daemon *d, int64_t now)
+{
+	int64_t next = INT64_MAX;
+
+	for (size_t i = 0; i < d->cfg->nservers; i++) {
+		struct srv *srv = &d->srvs[i];
+		int64_t at;
+		if (srv->wait_head == NULL || !srv->rate_held)
+			continue;
+		srv_drain(d, srv);
+		at = rate_free_at(srv, now);
+		if (srv->wait_head != NULL && srv->rate_held && at < next)
+			next = at;
+	}
+	return next;
 }
 
 void round_start(struct daemon *d, struct job *j)
@@ -654,6 +750,7 @@ void srvs_free(struct daemon *d)
 			smtp_conn_free(sl->conn);
 		}
 		free(srv->slots);
+		free(srv->done_at);
 		oauth2_token_clear(&srv->token);
 		while (srv->wait_head != NULL) {
 			struct job *j = srv->wait_head;

@@ -117,7 +117,20 @@ int rate_parse(const char *s, long *count, int64_t *period_ms, struct err *e)
 			return 0;
 		}
 	}
+	/* Or any duration: 10/5m. */
+	if (isdigit((unsigned char)*end)) {
+		struct err de;
+		int64_t ms;
+		if (duration_parse(end, &ms, &de) == 0 && ms >= 1000 && ms <= 7 * 86400000LL) {
+			*count = v;
+			*period_ms = ms;
+			return 0;
+		}
+	}
 bad:
-	err_set(e, "expected a rate like 30/min (N per s, min, hour or day), got '%s'", s);
+	err_set(e,
+	        "expected a rate like 30/min (N per s, min, hour, day, or a duration from 1s to "
+	        "7d: 10/5m), got '%s'",
+	        s);
 	return -1;
 }

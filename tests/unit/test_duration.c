@@ -65,5 +65,12 @@ int main(void)
 	ok(rate_parse("30", &count, &period, &e) < 0, "rate without period refused");
 	ok(rate_parse("0/min", &count, &period, &e) < 0, "rate of 0 refused");
 	ok(rate_parse("30/fortnight", &count, &period, &e) < 0, "unknown period refused");
+	ok(rate_parse("4/3s", &count, &period, &e) == 0 && count == 4 && period == 3000,
+	   "rate 4/3s: a duration as the period");
+	ok(rate_parse("10/1h30m", &count, &period, &e) == 0 && count == 10 && period == 5400000,
+	   "rate 10/1h30m");
+	ok(rate_parse("1/500ms", &count, &period, &e) < 0, "a period under a second is refused");
+	ok(rate_parse("1/8d", &count, &period, &e) < 0, "a period over a week is refused");
+	ok(rate_parse("1/3", &count, &period, &e) < 0, "a period without a unit is refused");
 	return done_testing();
 }
