@@ -36,7 +36,8 @@
 #   results   o365_maildir [NAME] | o365_transcript [NAME] | postfix_maildir NAME
 #             maildir_count DIR | maildir_files DIR | wait_maildir DIR N [S]
 #             transcript_count NAME ERE | wait_match FILE ERE [S]
-#   daemon    start_daemon NAME CONFIG [ENV=V...] (sets DAEMON_PID; log $T/NAME.log)
+#   daemon    start_daemon NAME CONFIG [ENV=V...] (sets DAEMON_PID; log $T/NAME.log;
+#             $ALERTMAIL_DAEMON_WRAPPER, if set, runs it: valgrind and its options)
 #             daemon_pid NAME | stop_daemon NAME [S] (DAEMON_RC, DAEMON_STOP_MS)
 #             kill_daemon NAME | reap_daemon NAME
 #             submit_alerts SPOOL N PREFIX [YAML] | spool_count SPOOL DIR
@@ -1019,7 +1020,9 @@ _am_running_count() {
 start_daemon() {
     local name=$1 conf=$2 before deadline; shift 2
     before=$(_am_running_count "$name")
-    env "$@" "$ALERTMAIL" -c "$conf" -v run </dev/null >>"$T/$name.out" 2>>"$T/$name.log" &
+    # shellcheck disable=SC2086  # the wrapper is a command line (e.g. valgrind and options)
+    env "$@" ${ALERTMAIL_DAEMON_WRAPPER:-} "$ALERTMAIL" -c "$conf" -v run </dev/null \
+        >>"$T/$name.out" 2>>"$T/$name.log" &
     DAEMON_PID=$!
     _am_track daemon "$name" "$DAEMON_PID"
     echo "$DAEMON_PID" >"$T/$name.pid"
