@@ -361,6 +361,9 @@ static int token_ready(struct smtp_conn *c, struct smtp_result *r)
 		r->elapsed_ms = smtp_now_ms() - t0;
 		return -1;
 	}
+	if (c->token->fresh)
+		log_info("oauth2", "%s: new token, valid for %lld s", c->server->name,
+		         (long long)((c->token->expires_at - t0) / 1000));
 	return 0;
 }
 

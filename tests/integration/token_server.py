@@ -19,6 +19,9 @@ change it.  --fault NAME makes every request fail:
   garbage   HTTP 200 with a body that is not JSON
   no-token  HTTP 200 with JSON that has no access_token
   bad-token HTTP 200 with an access_token holding a line break
+  no-consent  tokens are issued but not listed in --tokens (as Entra ID issues a token
+            without the SMTP.SendAsApp role when admin consent is missing: the mail
+            server then refuses it with 535 5.7.3)
 
 It listens on loopback only, exits by itself after --max-lifetime seconds, and
 writes --log (one line per request: time, client id, scope, outcome; never the
@@ -140,6 +143,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             secrets.token_urlsafe(200)
         if fault == "bad-token":
             token = token[:100] + "\r\nX" + token[100:]
+        if fault == "no-consent":
+            self.server.issued += 1
+            return 200, {"token_type": "Bearer", "expires_in": a.expires_in, "access_token": token}
         with self.server.lock:
             with open(a.tokens, "a") as f:
                 f.write("%s %d\n" % (token, int(time.time() + a.expires_in)))
@@ -164,7 +170,7 @@ def main():
     p.add_argument("--scope", default="https://outlook.office365.com/.default")
     p.add_argument("--expires-in", type=int, default=3599)
     p.add_argument("--tokens", required=True, help="append each issued token here")
-    p.add_argument("--fault", choices=["down", "slow", "garbage", "no-token", "bad-token"])
+    p.add_argument("--fault", choices=["down", "slow", "garbage", "no-token", "bad-token", "no-consent"])
     p.add_argument("--slow-seconds", type=float, default=30)
     p.add_argument("--log")
     p.add_argument("--pidfile")
