@@ -531,6 +531,26 @@ static void parse_oauth2(struct cparse *p, struct server *s, const struct ynode 
 	parse_client_secret(p, s, map);
 }
 
+/* Office 365 throttles a mailbox beyond 3 connections (432 4.3.2) and 30 messages a minute:
+ * a config that would meet that says so at once. */
+static void office365_limits(struct cparse *p, const struct server *s, const struct ynode *key,
+                             const struct ynode *map)
+{
+	if (s->host == NULL || strcasecmp(s->host, "smtp.office365.com") != 0)
+		return;
+	if (s->max_connections > 3)
+		cwarn(p, ynode_get(map, "max_connections"),
+		      "server '%s': Office 365 allows 3 connections per mailbox; with "
+		      "max_connections %ld the excess is refused (432 4.3.2)",
+		      s->name, s->max_connections);
+	if (s->rate_count == 0 ||
+	    (double)s->rate_count * 60000.0 / (double)s->rate_period_ms > 30.0)
+		cwarn(p, ynode_get(map, "rate") != NULL ? ynode_get(map, "rate") : key,
+		      "server '%s': Office 365 accepts 30 messages a minute per mailbox; set rate: "
+		      "30/min (or less) so that a storm waits here instead of being throttled",
+		      s->name);
+}
+
 static void parse_server(struct cparse *p, struct server *s, const struct ynode *key,
                          const struct ynode *map)
 {
@@ -720,6 +740,7 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 		if (rate_parse(n->str, &s->rate_count, &s->rate_period_ms, &e) < 0)
 			cerr(p, n, "rate: %s", e.msg);
 	}
+	office365_limits(p, s, key, map);
 	n = ynode_get(map, "helo");
 	if (n != NULL) {
 		s->helo = get_str(p, n, "helo");

@@ -364,6 +364,32 @@ int main(void)
 	   "plaintext AUTH allowed when said, with a warning");
 	config_free(c);
 
+	/* Office 365's limits, said at once. */
+	c = load(BASE "servers:\n  s:\n    host: smtp.office365.com\n    max_connections: 5\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && c->warnings.data && strstr(c->warnings.data, "3 connections per mailbox") &&
+	       strstr(c->warnings.data, "set rate: 30/min"),
+	   "Office 365 with 5 connections and no rate: two warnings");
+	config_free(c);
+	c = load(BASE "servers:\n  s:\n    host: SMTP.Office365.com\n    max_connections: 3\n"
+	              "    rate: 60/min\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && c->warnings.data && strstr(c->warnings.data, "30 messages a minute") &&
+	       strstr(c->warnings.data, ":7:11:") && !strstr(c->warnings.data, "connections"),
+	   "Office 365 at 60/min: a warning at the rate's position");
+	config_free(c);
+	c = load(BASE "servers:\n  s:\n    host: smtp.office365.com\n    max_connections: 3\n"
+	              "    rate: 1/2s\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && (c->warnings.data == NULL || c->warnings.data[0] == '\0'),
+	   "Office 365 within its limits (1/2s, 3 connections): no warning");
+	config_free(c);
+	c = load(BASE "servers:\n  s:\n    host: smtp.example.com\n    max_connections: 10\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c != NULL && (c->warnings.data == NULL || c->warnings.data[0] == '\0'),
+	   "another server: no Office 365 warning");
+	config_free(c);
+
 	c = load(BASE "servers:\n  s:\n    host: h\n    auth: cram-md5\n"
 	              "    username: u\n    password: p\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
