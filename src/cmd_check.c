@@ -63,7 +63,8 @@ static int check_hostkey(const char *state)
 
 		if (lstat(path, &st) < 0 && errno != ENOENT) {
 			if (!quiet)
-				printf("%-10s %s: not checked: %s\n", "host key", path, strerror(errno));
+				printf("%-10s %s: not checked: %s\n", "host key", path,
+				       strerror(errno));
 			free(path);
 			continue;
 		}

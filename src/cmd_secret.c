@@ -17,9 +17,13 @@
 #include "secret.h"
 #include "yamltree.h"
 
-#define USAGE                                                                                   \
-	"usage: alertmail secret pubkey\n"                                                      \
-	"       alertmail secret seal [--pubkey FILE]   (the secret on standard input)\n"      \
+/* The secret on standard input: up to SECRET_MAX_SIZE bytes and a CRLF, and one byte more to
+ * tell a secret that is too large. */
+#define INPUT_CAP (SECRET_MAX_SIZE + 3)
+
+#define USAGE                                                                                      \
+	"usage: alertmail secret pubkey\n"                                                         \
+	"       alertmail secret seal [--pubkey FILE]   (the secret on standard input)\n"          \
 	"       alertmail secret rotate [--force]\n"
 
 /* The state directory of the config. Only `state:` is read: these commands are also how a new
@@ -37,8 +41,9 @@ static int state_dir(const struct globals *g, char **state, struct ynode **tree)
 		*tree = NULL;
 	if (stat(g->config_path, &st) < 0 && errno == ENOENT) {
 		*state = xstrdup(CONFIG_STATE_DEFAULT);
-		fprintf(stderr, "alertmail: secret: no config at %s; using the default state "
-		                "directory %s\n",
+		fprintf(stderr,
+		        "alertmail: secret: no config at %s; using the default state "
+		        "directory %s\n",
 		        g->config_path, *state);
 		return 0;
 	}
@@ -157,7 +162,7 @@ static size_t read_input(int fd, char *b, size_t cap, bool line, int *err_no)
  * has a fixed size, so no copy of the secret is left behind in freed memory. */
 static char *read_secret(size_t *len_out)
 {
-	const size_t cap = SECRET_MAX_SIZE + 3;
+	const size_t cap = INPUT_CAP;
 	struct termios old, quiet;
 	bool tty = isatty(STDIN_FILENO) == 1;
 	bool echo_off = false;
@@ -193,7 +198,8 @@ static char *read_secret(size_t *len_out)
 		goto fail;
 	}
 	if (len == 0) {
-		fprintf(stderr, "alertmail: secret: the secret is empty; give it on standard input\n");
+		fprintf(stderr,
+		        "alertmail: secret: the secret is empty; give it on standard input\n");
 		goto fail;
 	}
 	if (memchr(b, '\0', len) != NULL) {
@@ -239,7 +245,7 @@ static int cmd_seal(const struct globals *g, const char *pubkey_file)
 	if (secret == NULL)
 		return EXIT_USAGE;
 	rc = seal_encrypt(pub, secret, len, &sealed, &e);
-	explicit_bzero(secret, SECRET_MAX_SIZE + 3);
+	explicit_bzero(secret, INPUT_CAP);
 	free(secret);
 	if (rc < 0) {
 		fprintf(stderr, "alertmail: secret: %s\n", e.msg);
@@ -293,8 +299,8 @@ static void find_sealed(const struct globals *g, const char *state, const struct
 			for (size_t j = first; j < depth; j++)
 				buf_printf(&name, "%s.", path[j]);
 			buf_adds(&name, k);
-			snprintf(s->where, sizeof(s->where), "%s:%u:%u: %s", g->config_path, v->line,
-			         v->column, name.data);
+			snprintf(s->where, sizeof(s->where), "%s:%u:%u: %s", g->config_path,
+			         v->line, v->column, name.data);
 			buf_free(&name);
 			s->opens = hostkey_open(state, v->str, &plain, prev_fp, &e);
 			snprintf(s->why, sizeof(s->why), "%s", s->opens < 0 ? e.msg : "");
@@ -361,7 +367,8 @@ static int cmd_rotate(const struct globals *g, bool force)
 		printf("no sealed values in %s\n", tree != NULL ? g->config_path : "(no config)");
 		goto out;
 	}
-	printf("%zu sealed value%s to seal anew, to the new key:\n", list.n, list.n == 1 ? "" : "s");
+	printf("%zu sealed value%s to seal anew, to the new key:\n", list.n,
+	       list.n == 1 ? "" : "s");
 	for (size_t i = 0; i < list.n; i++) {
 		const struct sealed_value *s = &list.v[i];
 		printf("  %s%s\n", s->where,
@@ -382,10 +389,10 @@ out:
 int cmd_secret(const struct globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"pubkey", required_argument, NULL, 'p'},
-		{"force", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"pubkey", required_argument, NULL, 'p'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *sub, *pubkey_file = NULL;
 	bool force = false;

@@ -372,7 +372,8 @@ static int get_secret(struct cparse *p, const char *owner, const char *prefix,
 			where = xstrdup(n->str);
 			buf_init(&alt);
 			list_alternatives(&alt, keys, nkeys);
-			cwarn(p, n, "%s: an inline %s is discouraged; use %s", owner, what, alt.data);
+			cwarn(p, n, "%s: an inline %s is discouraged; use %s", owner, what,
+			      alt.data);
 			buf_free(&alt);
 		}
 		/* The first source that yields the secret keeps it: a second one (an error below)

@@ -26,8 +26,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-int hostkey_load(const char *state_dir, enum hostkey_which which, EVP_PKEY **out,
-                 struct err *e)
+int hostkey_load(const char *state_dir, enum hostkey_which which, EVP_PKEY **out, struct err *e)
 {
 	const char *name = which == HOSTKEY_CURRENT ? HOSTKEY_FILE : HOSTKEY_OLD_FILE;
 	char *path = xasprintf("%s/%s", state_dir, name);
@@ -99,19 +98,23 @@ static int write_temp(int dirfd, const char *dir, EVP_PKEY *key, char *tmp, size
 	struct stat dst;
 	char *data = NULL;
 	long len;
-	int fd = -1;
+	int fd;
 
 	(void)RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
 	snprintf(tmp, tmp_len, "%s.tmp-%ld-%08x", HOSTKEY_FILE, (long)getpid(), rnd);
-	if (bio == NULL || PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
+	len = 0;
+	if (bio != NULL && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1)
+		len = BIO_get_mem_data(bio, &data);
+	if (len <= 0) {
 		err_set(e, "cannot write the key as PEM (OpenSSL)");
-		goto fail;
+		BIO_free(bio);
+		return -1;
 	}
-	len = BIO_get_mem_data(bio, &data);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		err_set(e, "%s/%s: %s", dir, tmp, strerror(errno));
-		goto fail;
+		BIO_free(bio);
+		return -1;
 	}
 	/* Whoever makes the key (root running alertmail secret pubkey, say), the daemon, which
 	 * owns the state directory, must be able to read it. */
@@ -120,23 +123,21 @@ static int write_temp(int dirfd, const char *dir, EVP_PKEY *key, char *tmp, size
 		err_set(e, "%s/%s: chown: %s", dir, tmp, strerror(errno));
 		goto fail;
 	}
-	if (len <= 0 || write_all(fd, data, (size_t)len) < 0 || fsync(fd) < 0) {
-		err_set(e, "%s/%s: %s", dir, tmp, len <= 0 ? "nothing to write" : strerror(errno));
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
+	if (write_all(fd, data, (size_t)len) < 0 || fsync(fd) < 0) {
 		err_set(e, "%s/%s: %s", dir, tmp, strerror(errno));
 		goto fail;
 	}
 	BIO_free(bio);
+	if (close(fd) < 0) {
+		err_set(e, "%s/%s: %s", dir, tmp, strerror(errno));
+		unlinkat(dirfd, tmp, 0);
+		return -1;
+	}
 	return 0;
 fail:
-	if (fd >= 0) {
-		close(fd);
-		unlinkat(dirfd, tmp, 0);
-	}
 	BIO_free(bio);
+	close(fd);
+	unlinkat(dirfd, tmp, 0);
 	return -1;
 }
 
@@ -175,7 +176,11 @@ int hostkey_ensure(const char *state_dir, EVP_PKEY **out, bool *created, struct 
 		if (saved == EEXIST) {
 			EVP_PKEY_free(key);
 			close(dirfd);
-			return hostkey_load(state_dir, HOSTKEY_CURRENT, out, e) == 0 ? 0 : -1;
+			rc = hostkey_load(state_dir, HOSTKEY_CURRENT, out, e);
+			if (rc == 1)
+				err_set(e, "%s/%s: made and removed by another process meanwhile",
+				        state_dir, HOSTKEY_FILE);
+			return rc == 0 ? 0 : -1;
 		}
 		err_set(e, "%s/%s: %s", state_dir, HOSTKEY_FILE, strerror(saved));
 		goto fail;
@@ -249,8 +254,8 @@ fail:
 	return -1;
 }
 
-int hostkey_open(const char *state_dir, const char *sealed, char **out,
-                 char prev_fp[SEAL_FP_LEN], struct err *e)
+int hostkey_open(const char *state_dir, const char *sealed, char **out, char prev_fp[SEAL_FP_LEN],
+                 struct err *e)
 {
 	char fp[SEAL_FP_LEN];
 	EVP_PKEY *key = NULL;
@@ -276,8 +281,10 @@ int hostkey_open(const char *state_dir, const char *sealed, char **out,
 	/* Sealed before the last rotation? */
 	rc = hostkey_load(state_dir, HOSTKEY_PREVIOUS, &key, &e2);
 	if (rc < 0) {
-		err_set(e, "cannot open with this host's key (%s), and the previous key is unusable: %s",
-		        fp, e2.msg);
+		err_set(
+		    e,
+		    "cannot open with this host's key (%s), and the previous key is unusable: %s",
+		    fp, e2.msg);
 		return SEAL_NOT_OPENED;
 	}
 	if (rc == 0) {

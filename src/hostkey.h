@@ -25,8 +25,7 @@ enum hostkey_which {
 
 /* Loads a private key. Returns 0 and the key, 1 if there is no such file (*out NULL), or -1
  * with e set (unreadable, accessible by group or others, not an X25519 key). */
-int hostkey_load(const char *state_dir, enum hostkey_which which, EVP_PKEY **out,
-                 struct err *e);
+int hostkey_load(const char *state_dir, enum hostkey_which which, EVP_PKEY **out, struct err *e);
 
 /* Loads the current key, first making a key pair if there is none (and the state directory,
  * one level, if it is missing); *created says whether it was made. Run by root, the new file
@@ -41,8 +40,8 @@ int hostkey_rotate(const char *state_dir, EVP_PKEY **out, struct err *e);
 /* Opens a sealed value with the current key, else the previous one. Returns 0 (the current
  * key opened it), 1 (the previous key did: its fingerprint in prev_fp), SEAL_MALFORMED or
  * SEAL_NOT_OPENED with e set (a missing or unusable key is SEAL_NOT_OPENED too). */
-int hostkey_open(const char *state_dir, const char *sealed, char **out,
-                 char prev_fp[SEAL_FP_LEN], struct err *e);
+int hostkey_open(const char *state_dir, const char *sealed, char **out, char prev_fp[SEAL_FP_LEN],
+                 struct err *e);
 
 /* The fingerprint of a key's public half ("?" if it has none). */
 void hostkey_fingerprint(EVP_PKEY *key, char fp[SEAL_FP_LEN]);

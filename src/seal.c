@@ -17,8 +17,7 @@
 #define SEAL_RAW_MAX (SEAL_OVERHEAD + SECRET_MAX_SIZE)
 #define B64_LEN(n) (((n) + 2) / 3 * 4)
 
-static const char b64_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Standard base64 with padding, NUL-terminated; out has room for B64_LEN(len) + 1. */
 static void b64_encode(const unsigned char *in, size_t len, char *out)
@@ -66,8 +65,8 @@ static long b64_decode(const char *in, size_t len, unsigned char *out, size_t ca
 			return -1;
 		if (o + (size_t)(3 - pad) > cap)
 			return -1;
-		n = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 | (unsigned long)v[2] << 6 |
-		    (unsigned long)v[3];
+		n = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 |
+		    (unsigned long)v[2] << 6 | (unsigned long)v[3];
 		out[o++] = (unsigned char)(n >> 16);
 		if (pad < 2)
 			out[o++] = (unsigned char)(n >> 8);
@@ -181,8 +180,8 @@ int seal_x25519(const unsigned char priv[SEAL_KEY_LEN], const unsigned char peer
 }
 
 int seal_hkdf_sha256(const unsigned char *salt, size_t salt_len, const unsigned char *ikm,
-                     size_t ikm_len, const unsigned char *info, size_t info_len,
-                     unsigned char *out, size_t out_len)
+                     size_t ikm_len, const unsigned char *info, size_t info_len, unsigned char *out,
+                     size_t out_len)
 {
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
 	size_t len = out_len;
@@ -292,8 +291,8 @@ out:
 	return rc;
 }
 
-int seal_encrypt(const unsigned char pub[SEAL_KEY_LEN], const char *secret, size_t len,
-                 char **out, struct err *e)
+int seal_encrypt(const unsigned char pub[SEAL_KEY_LEN], const char *secret, size_t len, char **out,
+                 struct err *e)
 {
 	unsigned char eph[SEAL_KEY_LEN], nonce[SEAL_NONCE_LEN];
 	int rc;
@@ -322,14 +321,18 @@ static const char *check_header(const char *sealed, struct err *e)
 	colon = strchr(v, ':');
 	if (colon == NULL || (size_t)(colon - v) != 2 || strncmp(v, "v1", 2) != 0) {
 		size_t vlen = colon != NULL ? (size_t)(colon - v) : 0;
-		if (vlen > 0 && vlen <= 8 && strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789") >= vlen)
+		if (vlen > 0 && vlen <= 8 &&
+		    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789") >= vlen)
 			err_set(e,
-			        "sealed in format '%.*s', which this version of alertmail does not read "
+			        "sealed in format '%.*s', which this version of alertmail does not "
+			        "read "
 			        "(it reads v1)",
 			        (int)vlen, v);
 		else
-			err_set(e, "not a sealed value: expected sealed:v1:... as alertmail secret seal "
-			           "prints it");
+			err_set(
+			    e,
+			    "not a sealed value: expected sealed:v1:... as alertmail secret seal "
+			    "prints it");
 		return NULL;
 	}
 	return colon + 1;
@@ -357,8 +360,9 @@ int seal_decrypt(EVP_PKEY *key, const char *sealed, char **out, struct err *e)
 	raw = xmalloc(blen / 4 * 3 + 1);
 	raw_len = b64_decode(body, blen, raw, blen / 4 * 3 + 1);
 	if (raw_len < 0) {
-		err_set(e, "not a sealed value: what follows sealed:v1: is not base64 (was it cut or "
-		           "wrapped?)");
+		err_set(e,
+		        "not a sealed value: what follows sealed:v1: is not base64 (was it cut or "
+		        "wrapped?)");
 		goto out;
 	}
 	if ((size_t)raw_len < SEAL_OVERHEAD + 1) {

@@ -28,7 +28,8 @@
 /* seal_decrypt's results besides 0. */
 enum {
 	SEAL_MALFORMED = -1, /* not a sealed value of a known version: e says what is wrong */
-	SEAL_NOT_OPENED = -2, /* well formed, but this key does not open it (another key, or altered) */
+	SEAL_NOT_OPENED =
+	    -2, /* well formed, but this key does not open it (another key, or altered) */
 };
 
 /* A new X25519 key pair. Returns 0, or -1 with e set. */
@@ -44,8 +45,8 @@ void seal_fingerprint(const unsigned char pub[SEAL_KEY_LEN], char out[SEAL_FP_LE
 
 /* Seals len bytes of secret to pub with a fresh ephemeral key and nonce. Returns 0 and the
  * sealed value, NUL-terminated, in *out (free it), or -1 with e set. */
-int seal_encrypt(const unsigned char pub[SEAL_KEY_LEN], const char *secret, size_t len,
-                 char **out, struct err *e);
+int seal_encrypt(const unsigned char pub[SEAL_KEY_LEN], const char *secret, size_t len, char **out,
+                 struct err *e);
 /* The same with the ephemeral private key and the nonce given: for known-answer tests only. */
 int seal_encrypt_with(const unsigned char pub[SEAL_KEY_LEN],
                       const unsigned char eph_priv[SEAL_KEY_LEN],
@@ -63,7 +64,7 @@ int seal_x25519(const unsigned char priv[SEAL_KEY_LEN], const unsigned char peer
                 unsigned char shared[SEAL_KEY_LEN]);
 /* HKDF-SHA256 (RFC 5869); an empty salt stands for HashLen zero bytes. 0, or -1. */
 int seal_hkdf_sha256(const unsigned char *salt, size_t salt_len, const unsigned char *ikm,
-                     size_t ikm_len, const unsigned char *info, size_t info_len,
-                     unsigned char *out, size_t out_len);
+                     size_t ikm_len, const unsigned char *info, size_t info_len, unsigned char *out,
+                     size_t out_len);
 
 #endif

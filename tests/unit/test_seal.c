@@ -14,8 +14,8 @@
 #include "conf.h"
 #include "hostkey.h"
 #include "seal.h"
-#include "secret.h"
 #include "seal_kat.h"
+#include "secret.h"
 #include "tap.h"
 
 static char dir[256];
@@ -76,12 +76,12 @@ static void test_x25519(void)
 	static const struct {
 		const char *k, *u, *out;
 	} rfc7748_5_2[] = {
-		{"a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
-		 "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
-		 "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"},
-		{"4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
-		 "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
-		 "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957"},
+	    {"a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+	     "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+	     "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"},
+	    {"4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
+	     "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
+	     "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957"},
 	};
 	unsigned char k[32], u[32], out[32], pub[32];
 	EVP_PKEY *alice, *bob;
@@ -102,7 +102,9 @@ static void test_x25519(void)
 		memcpy(u, k, 32);
 		memcpy(k, out, 32);
 		if (i == 1)
-			ok(hex_is(k, "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079"),
+			ok(hex_is(
+			       k,
+			       "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079"),
 			   "x25519: RFC 7748 section 5.2, after one iteration");
 	}
 	ok(hex_is(k, "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51"),
@@ -689,8 +691,7 @@ static void test_credentials(void)
 	config_free(c);
 	unsetenv("CREDENTIALS_DIRECTORY");
 	c = load_config(cfg, "    password_file: ${CREDENTIALS_DIRECTORY}/o365.pass\n", 0);
-	want = xasprintf("%s:9:20: password_file: $CREDENTIALS_DIRECTORY is not set",
-	                 cfg);
+	want = xasprintf("%s:9:20: password_file: $CREDENTIALS_DIRECTORY is not set", cfg);
 	ok(c == NULL && has(want) && has("LoadCredential="),
 	   "config: unset, an error at its position: %s", errors.data);
 	free(want);
