@@ -47,7 +47,8 @@ static int credentials_dir(const char *path, const char **base)
 	if (cred == NULL || cred[0] != '/' || slash == NULL || slash[1] == '\0')
 		return -1;
 	dir = xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* O_PATH: a directory its user may search but not list (systemd's is r-x) is enough. */
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	free(dir);
 	if (fd < 0)
 		return -1;
