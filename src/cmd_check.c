@@ -11,6 +11,7 @@
 #include "channel.h"
 #include "commands.h"
 #include "conf.h"
+#include "hostkey.h"
 #include "mailtmpl.h"
 #include "smtp.h"
 
@@ -39,6 +40,51 @@ static int check_dir(const char *what, const char *path)
 	if (!quiet)
 		printf("%-10s %s: ok\n", what, path);
 	return 0;
+}
+
+/* The host key pair for sealed values, and the previous one a rotation kept: usable and
+ * private, or not made yet. Whoever cannot even look into the state directory is told so; the
+ * config load has already failed if a sealed value needed the key. */
+static int check_hostkey(const char *state)
+{
+	static const struct {
+		enum hostkey_which which;
+		const char *file;
+	} keys[] = {{HOSTKEY_CURRENT, HOSTKEY_FILE}, {HOSTKEY_PREVIOUS, HOSTKEY_OLD_FILE}};
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *path = xasprintf("%s/%s", state, keys[i].file);
+		char fp[SEAL_FP_LEN];
+		EVP_PKEY *key = NULL;
+		struct stat st;
+		struct err e;
+		int rc;
+
+		if (lstat(path, &st) < 0 && errno != ENOENT) {
+			if (!quiet)
+				printf("%-10s %s: not checked: %s\n", "host key", path,
+				       strerror(errno));
+			free(path);
+			continue;
+		}
+		rc = hostkey_load(state, keys[i].which, &key, &e);
+		if (rc < 0) {
+			printf("%-10s %s\n", "host key", e.msg);
+			bad++;
+		} else if (rc == 0 && !quiet) {
+			hostkey_fingerprint(key, fp);
+			printf("%-10s %s: ok, %s%s\n", "host key", path, fp,
+			       keys[i].which == HOSTKEY_PREVIOUS ? " (the previous key)" : "");
+		} else if (rc == 1 && keys[i].which == HOSTKEY_CURRENT && !quiet) {
+			printf("%-10s %s: none yet (made by the daemon's first start, or alertmail "
+			       "secret pubkey)\n",
+			       "host key", path);
+		}
+		EVP_PKEY_free(key);
+		free(path);
+	}
+	return bad;
 }
 
 static int check_templates(const struct config *cfg)
@@ -149,6 +195,7 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 	bad += check_templates(cfg);
 	bad += check_dir("spool", cfg->spool);
 	bad += check_dir("state", cfg->state);
+	bad += check_hostkey(cfg->state);
 	if (bad > 0) {
 		config_free(cfg);
 		return EXIT_USAGE;

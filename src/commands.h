@@ -23,6 +23,7 @@ int cmd_queue(const struct globals *g, int argc, char **argv);
 int cmd_retry(const struct globals *g, int argc, char **argv);
 int cmd_test(const struct globals *g, int argc, char **argv);
 int cmd_check(const struct globals *g, int argc, char **argv);
+int cmd_secret(const struct globals *g, int argc, char **argv);
 int cmd_version(const struct globals *g, int argc, char **argv);
 
 #endif

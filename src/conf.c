@@ -19,7 +19,6 @@
 #include "mailbox.h"
 #include "secret.h"
 
-#define CONFIG_MAX_SIZE (4 * 1024 * 1024)
 /* Longer waits are mistakes; the bounds also keep every timeout in milliseconds within a
  * 32-bit long, the type libcurl takes them as. */
 #define TIMEOUT_MAX_MS (3600 * 1000LL)
@@ -33,6 +32,7 @@
 struct cparse {
 	const char *file;
 	bool no_secrets; /* CONFIG_NO_SECRETS: positions and sources checked, nothing read */
+	struct secret_ctx secrets; /* what opening a sealed value needs: the state directory */
 	struct buf *errors;
 	struct buf *warnings;
 	int nerrors;
@@ -302,6 +302,102 @@ static char *get_path(struct cparse *p, const struct ynode *n, const char *what)
 	return v;
 }
 
+/* A secret file: an absolute path, or $CREDENTIALS_DIRECTORY/NAME (systemd's LoadCredential=),
+ * expanded here. Commands that read no secret run outside the service: for them the variable
+ * need not be set, and the path stays as written. */
+static char *get_secret_path(struct cparse *p, const struct ynode *n, const char *what)
+{
+	char *v, *path = NULL;
+	struct err e;
+
+	if (n->kind != YNODE_SCALAR || !secret_path_is_credential(n->str))
+		return get_path(p, n, what);
+	v = get_str(p, n, what);
+	if (v != NULL && secret_path_expand(v, p->no_secrets ? NULL : &path, &e) < 0)
+		cerr(p, n, "%s: %s", what, e.msg);
+	else if (v != NULL && p->no_secrets)
+		return v;
+	free(v);
+	return path;
+}
+
+/* A secret that one of several keys may give: a server's password, an oauth2 client secret. */
+struct secret_key {
+	const char *key;
+	enum secret_source source;
+};
+
+/* "a (mode 0600), b or c": the other ways to give a secret than inline, for the warning. */
+static void list_alternatives(struct buf *b, const struct secret_key *keys, size_t nkeys)
+{
+	size_t n = 0, total = 0;
+
+	for (size_t i = 0; i < nkeys; i++)
+		total += keys[i].source != SECRET_INLINE;
+	for (size_t i = 0; i < nkeys; i++) {
+		if (keys[i].source == SECRET_INLINE)
+			continue;
+		n++;
+		buf_printf(b, "%s%s%s", n == 1 ? "" : n == total ? " or " : ", ", keys[i].key,
+		           keys[i].source == SECRET_FILE ? " (mode 0600)" : "");
+	}
+}
+
+/* Reads the secret that map gives through one of keys: a file's path, a variable's name, a
+ * sealed value or the value itself, into *out (unless CONFIG_NO_SECRETS). Errors and warnings
+ * are reported at the key, as "OWNER: PREFIXKEY: ...". At most one of the keys may be present;
+ * returns how many are, *at the last one. */
+static int get_secret(struct cparse *p, const char *owner, const char *prefix,
+                      const struct ynode *map, const struct secret_key *keys, size_t nkeys,
+                      char **out, const struct ynode **at)
+{
+	int sources = 0;
+
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct ynode *n = ynode_get(map, keys[i].key);
+		char *where = NULL;
+		char what[96];
+		struct err e, note;
+
+		if (n == NULL)
+			continue;
+		sources++;
+		*at = n;
+		snprintf(what, sizeof(what), "%s%s", prefix, keys[i].key);
+		if (keys[i].source == SECRET_FILE) {
+			where = get_secret_path(p, n, what);
+		} else if (keys[i].source != SECRET_INLINE) {
+			where = get_str(p, n, what);
+		} else if (expect_kind(p, n, YNODE_SCALAR, what)) {
+			struct buf alt;
+			where = xstrdup(n->str);
+			buf_init(&alt);
+			list_alternatives(&alt, keys, nkeys);
+			cwarn(p, n, "%s: an inline %s is discouraged; use %s", owner, what,
+			      alt.data);
+			buf_free(&alt);
+		}
+		/* The first source that yields the secret keeps it: a second one (an error below)
+		 * cannot overwrite and leak it. */
+		if (where != NULL && !p->no_secrets && *out == NULL) {
+			if (secret_resolve(&p->secrets, keys[i].source, where, out, &note, &e) < 0)
+				cerr(p, n, "%s: %s: %s", owner, what, e.msg);
+			else if (note.msg[0] != '\0')
+				cwarn(p, n, "%s: %s: %s", owner, what, note.msg);
+		}
+		secret_free(where);
+	}
+	if (sources > 1) {
+		struct buf names;
+		buf_init(&names);
+		for (size_t i = 0; i < nkeys; i++)
+			buf_printf(&names, "%s%s%s", i > 0 ? ", " : "", prefix, keys[i].key);
+		cerr(p, *at, "%s: give only one of %s", owner, names.data);
+		buf_free(&names);
+	}
+	return sources;
+}
+
 /* A sender or recipient: "Name <local@domain>" or a bare address. */
 static char *get_mailbox(struct cparse *p, const struct ynode *n, const char *what)
 {
@@ -377,8 +473,8 @@ static const char *const top_keys[] = {
 };
 static const char *const server_keys[] = {
 	"host", "port", "tls", "verify", "ca_file", "auth", "username", "password_file",
-	"password_env", "password", "allow_plaintext_auth", "timeout", "connect_timeout",
-	"total_timeout", "max_connections", "rate", "helo", "oauth2", NULL,
+	"password_env", "password_sealed", "password", "allow_plaintext_auth", "timeout",
+	"connect_timeout", "total_timeout", "max_connections", "rate", "helo", "oauth2", NULL,
 };
 static const char *const channel_keys[] = {
 	"servers", "to", "template", "switch_back_after", "from", NULL,
@@ -388,7 +484,7 @@ static const char *const retry_keys[] = {"initial", "max_interval", "give_up_aft
 
 static const char *const oauth2_keys[] = {
 	"token_file", "tenant", "client_id", "client_secret_file", "client_secret_env",
-	"token_url", "scope", "ca_file", NULL,
+	"client_secret_sealed", "token_url", "scope", "ca_file", NULL,
 };
 
 /* A tenant is a domain name or a directory id: it goes into the token endpoint's URL. */
@@ -402,39 +498,20 @@ static bool tenant_valid(const char *t)
 /* oauth2.client_secret_*: like a password, one source, read unless CONFIG_NO_SECRETS. */
 static void parse_client_secret(struct cparse *p, struct server *s, const struct ynode *map)
 {
-	static const struct {
-		const char *key;
-		enum secret_source source;
-	} keys[] = {
+	static const struct secret_key keys[] = {
 		{"client_secret_file", SECRET_FILE},
 		{"client_secret_env", SECRET_ENV},
+		{"client_secret_sealed", SECRET_SEALED},
 	};
 	const struct ynode *at = NULL;
-	int sources = 0;
+	char owner[160];
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const struct ynode *n = ynode_get(map, keys[i].key);
-		char *where;
-		struct err e;
-
-		if (n == NULL)
-			continue;
-		sources++;
-		at = n;
-		where = keys[i].source == SECRET_FILE ? get_path(p, n, keys[i].key)
-		                                       : get_str(p, n, keys[i].key);
-		if (where != NULL && !p->no_secrets && s->oauth2.client_secret == NULL &&
-		    secret_resolve(keys[i].source, where, &s->oauth2.client_secret, &e) < 0)
-			cerr(p, n, "oauth2.%s: %s", keys[i].key, e.msg);
-		free(where);
-	}
-	if (sources == 0)
+	snprintf(owner, sizeof(owner), "server '%s'", s->name);
+	if (get_secret(p, owner, "oauth2.", map, keys, sizeof(keys) / sizeof(keys[0]),
+	               &s->oauth2.client_secret, &at) == 0)
 		cerr(p, map,
-		     "server '%s': oauth2 needs the client secret: client_secret_file or "
-		     "client_secret_env",
-		     s->name);
-	else if (sources > 1)
-		cerr(p, at, "server '%s': give only one of client_secret_file, client_secret_env",
+		     "server '%s': oauth2 needs the client secret: client_secret_file, "
+		     "client_secret_env or client_secret_sealed",
 		     s->name);
 }
 
@@ -475,7 +552,7 @@ static void parse_oauth2(struct cparse *p, struct server *s, const struct ynode 
 				return;
 			}
 		}
-		o->token_file = get_path(p, n, "oauth2.token_file");
+		o->token_file = get_secret_path(p, n, "oauth2.token_file");
 		if (o->token_file != NULL && !p->no_secrets) {
 			char *token = NULL;
 			struct err e;
@@ -556,12 +633,10 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 {
 	const struct ynode *n;
 	const struct ynode *pw_at = NULL;
-	static const struct {
-		const char *key;
-		enum secret_source source;
-	} pw_keys[] = {
+	static const struct secret_key pw_keys[] = {
 		{"password_file", SECRET_FILE},
 		{"password_env", SECRET_ENV},
+		{"password_sealed", SECRET_SEALED},
 		{"password", SECRET_INLINE},
 	};
 	bool auth_bad = false; /* an unusable auth value: no follow-up errors about it */
@@ -648,44 +723,8 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 		s->auth = AUTH_AUTO;
 	}
 
-	/* At most one source is allowed (checked below); the first that yields a secret keeps
-	 * it, so that a second one cannot overwrite and leak it. */
-	for (size_t i = 0; i < sizeof(pw_keys) / sizeof(pw_keys[0]); i++) {
-		const char *pw_key = pw_keys[i].key;
-		char *where = NULL;
-		struct err e;
-
-		n = ynode_get(map, pw_key);
-		if (n == NULL)
-			continue;
-		sources++;
-		pw_at = n;
-		if (pw_keys[i].source == SECRET_INLINE) {
-			if (!expect_kind(p, n, YNODE_SCALAR, pw_key))
-				continue;
-			cwarn(p, n,
-			      "server '%s': an inline password is discouraged; use password_file "
-			      "(mode 0600) or password_env",
-			      s->name);
-		} else if (pw_keys[i].source == SECRET_FILE) {
-			where = get_path(p, n, pw_key);
-			if (where == NULL)
-				continue;
-		} else {
-			where = get_str(p, n, pw_key);
-			if (where == NULL)
-				continue;
-		}
-		if (!p->no_secrets && s->password == NULL &&
-		    secret_resolve(pw_keys[i].source, where != NULL ? where : n->str, &s->password,
-		                   &e) < 0)
-			cerr(p, n, "%s: %s", pw_key, e.msg);
-		free(where);
-	}
-	if (sources > 1)
-		cerr(p, pw_at,
-		     "server '%s': give only one of password_file, password_env, password",
-		     s->name);
+	sources = get_secret(p, what, "", map, pw_keys, sizeof(pw_keys) / sizeof(pw_keys[0]),
+	                     &s->password, &pw_at);
 	parse_oauth2(p, s, key, ynode_get(map, "oauth2"));
 	if (s->auth == AUTH_XOAUTH2 && sources > 0) {
 		cerr(p, pw_at, "server '%s': auth xoauth2 takes a token (oauth2), not a password",
@@ -698,7 +737,7 @@ static void parse_server(struct cparse *p, struct server *s, const struct ynode 
 	if (!auth_bad && s->auth != AUTH_NONE && s->auth != AUTH_XOAUTH2 && sources == 0)
 		cerr(p, key,
 		     "server '%s': auth %s needs a password "
-		     "(password_file, password_env or password)",
+		     "(password_file, password_env, password_sealed or password)",
 		     s->name, auth_mech_name(s->auth));
 	if (!auth_bad && s->auth == AUTH_NONE && sources > 0)
 		cerr(p, pw_at, "server '%s': a password is given but auth is none", s->name);
@@ -910,7 +949,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	const struct ynode *n;
 
 	c->spool = xstrdup(LOCALSTATEDIR "/spool/alertmail");
-	c->state = xstrdup(LOCALSTATEDIR "/lib/alertmail");
+	c->state = xstrdup(CONFIG_STATE_DEFAULT);
 	c->templates = xstrdup(SYSCONFDIR "/alertmail/templates");
 	c->max_alert_size = ALERT_MAX_SIZE;
 	c->retry_initial_ms = 30000;
@@ -942,6 +981,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 		free(*slot);
 		*slot = v;
 	}
+	p->secrets.state_dir = c->state;
 	n = ynode_get(root, "from");
 	if (n != NULL) {
 		c->from = get_mailbox(p, n, "from");

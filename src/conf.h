@@ -98,6 +98,11 @@ struct config {
 	struct buf warnings;
 };
 
+/* The largest config file read. */
+#define CONFIG_MAX_SIZE (4 * 1024 * 1024)
+/* The state directory (the host key for sealed values) when the config names none. */
+#define CONFIG_STATE_DEFAULT LOCALSTATEDIR "/lib/alertmail"
+
 /* This machine's host name, for the defaults made from it (from, the EHLO name) and for
  * templates; "localhost" when it has none. Valid until the next call. */
 const char *config_host_name(void);

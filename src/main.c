@@ -56,6 +56,10 @@ static void usage(FILE *out)
 	        "validate the config and templates; --connect also opens a\n"
 	        "                        "
 	        "session (TLS, EHLO, AUTH) to every server, sending no mail\n"
+	        "  secret pubkey|seal [--pubkey FILE]|rotate [--force]\n"
+	        "                        the host key for sealed secrets: print the public key; seal\n"
+	        "                        a secret read on stdin; make a new key pair and list what\n"
+	        "                        must be sealed anew\n"
 	        "  version               "
 	        "show the version and the libraries in use\n"
 	        "\n"
@@ -78,11 +82,12 @@ static const struct command commands[] = {
 	{"retry", cmd_retry},
 	{"test", cmd_test},
 	{"check", cmd_check},
+	{"secret", cmd_secret},
 	{"version", cmd_version},
 };
 
 /* Commands of the contract that later versions provide. */
-static const char *const later[] = {"secret", "route"};
+static const char *const later[] = {"route"};
 
 int main(int argc, char **argv)
 {

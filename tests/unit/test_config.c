@@ -54,7 +54,7 @@ static void test_secret(void)
 	char p[600], q[600];
 	char *big = malloc(SECRET_MAX_SIZE + 2);
 	char *out = (char *)1;
-	struct err e;
+	struct err e, note;
 	int rc;
 
 	if (big == NULL)
@@ -117,14 +117,14 @@ static void test_secret(void)
 	   "secret: a file others may read is refused");
 
 	setenv("ALERTMAIL_TEST_SECRET", "from env", 1);
-	rc = secret_resolve(SECRET_ENV, "ALERTMAIL_TEST_SECRET", &out, &e);
+	rc = secret_resolve(NULL, SECRET_ENV, "ALERTMAIL_TEST_SECRET", &out, &note, &e);
 	is_str(rc == 0 ? out : NULL, "from env", "secret: from the environment");
 	secret_free(out);
 	setenv("ALERTMAIL_TEST_SECRET", "", 1);
-	rc = secret_resolve(SECRET_ENV, "ALERTMAIL_TEST_SECRET", &out, &e);
+	rc = secret_resolve(NULL, SECRET_ENV, "ALERTMAIL_TEST_SECRET", &out, &note, &e);
 	ok(rc < 0 && out == NULL && strstr(e.msg, "ALERTMAIL_TEST_SECRET is not set") != NULL,
 	   "secret: an empty variable counts as unset");
-	rc = secret_resolve(SECRET_INLINE, "inline", &out, &e);
+	rc = secret_resolve(NULL, SECRET_INLINE, "inline", &out, &note, &e);
 	is_str(rc == 0 ? out : NULL, "inline", "secret: inline");
 	secret_free(out);
 	secret_free(NULL);

@@ -1,0 +1,73 @@
+/* Known answers for sealed values, made by tests/unit/seal_ref.py kat (Python's
+ * `cryptography`, an implementation independent of alertmail's). Do not edit: run
+ *     /usr/bin/python3 tests/unit/seal_ref.py kat > tests/unit/seal_kat.h */
+struct seal_kat {
+	const char *host_priv, *host_pub, *eph_priv, *nonce; /* hex */
+	const char *pubkey_text, *fingerprint;
+	const char *plain;
+	size_t plain_len;
+	const char *sealed;
+};
+static const struct seal_kat seal_kats[] = {
+	{"5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+	 "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
+	 "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", "000102030405060708090a0b",
+	 "alertmail-x25519:3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=",
+	 "SHA256:815WFhYKML88bnn6c8V21AIF6Pw7pOHG3Pk+a5joV7Q",
+	 "hunter2",
+	 7,
+	 "sealed:v1:hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmoAAQIDBAUGBwgJCgsvDL"
+	 "/RRMWwKjutkLK6GJgz+Q8ofgLFiA=="},
+	{"c8a9d5a91091ad851c668b0736c1c9a02936c0d3ad62670858088047ba057475",
+	 "5f64b41cce8a6b3d6a38763088f615a4977d422288ae42b49ab3a57e2fcd6f6d",
+	 "a8abababababababababababababababababababababababababababababab6b", "f0e1d2c3b4a5968778695a4b",
+	 "alertmail-x25519:X2S0HM6Kaz1qOHYwiPYVpJd9QiKIrkK0mrOlfi/Nb20=",
+	 "SHA256:O8Y4GUdm0XlDhkv+q1L9PqrPSz911Qu5kxgeqrA3EsY",
+	 "P\303\244ssw\303\266rd: with \"quotes\", a tab\011and a line\012"
+	 "break, \342\202\254 100%",
+	 59,
+	 "sealed:v1:43EthRoOXXm4McXjSrIrQaGYFx3iCbi4+sojoRxiSFnw4dLDtKWWh3hpWktWLr"
+	 "HI3XZQ7jcXndff+ul/U+GWvx+nME7502dvpi9RMBdQe7blsYT+M0B5t/eOGi46e8drO4wpaq"
+	 "pmlvFCsYr2zHgwwM2/ekjKVO0="},
+	{"e8b7c5a4f3e2d1c0b0a0908070605040302010f0e0d0c0b0a090807060504070",
+	 "1bf95b8ca09866d9c2809d280b9c769f6c90c34f146c0b5b1011f7226c7d777a",
+	 "18c5d2b0b3e6f5a4c3b2a1908f7e6d5c4b3a29180f1e2d3c4b5a69788796a55f", "0a0b0c0d0e0f101112131415",
+	 "alertmail-x25519:G/lbjKCYZtnCgJ0oC5x2n2yQw08UbAtbEBH3Imx9d3o=",
+	 "SHA256:p69aaLEzhjBXQzKEk5MgXm38GhGDYdW/nlf4RAaXCzU",
+	 "\001\002\003\004\005\006\007\010\011\012"
+	 "\013\014\015\016\017\020\021\022\023\024\025\026\027\030\031\032"
+	 "\033\034\035\036\037 !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJ"
+	 "KLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\177\200\201"
+	 "\202\203\204\205\206\207\210\211\212\213\214\215\216\217\220\221"
+	 "\222\223\224\225\226\227\230\231\232\233\234\235\236\237\240\241"
+	 "\242\243\244\245\246\247\250\251\252\253\254\255\256\257\260\261"
+	 "\262\263\264\265\266\267\270\271\272\273\274\275\276\277\300\301"
+	 "\302\303\304\305\306\307\310\311\312\313\314\315\316\317\320\321"
+	 "\322\323\324\325\326\327\330\331\332\333\334\335\336\337\340\341"
+	 "\342\343\344\345\346\347\350\351\352\353\354\355\356\357\360\361"
+	 "\362\363\364\365\366\367\370\371\372\373\374\375\376\377\001\002"
+	 "\003\004\005\006\007\010\011\012"
+	 "\013\014\015\016\017\020\021\022\023\024\025\026\027\030\031\032"
+	 "\033\034\035\036\037 !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJ"
+	 "KLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\177\200\201"
+	 "\202\203\204\205\206\207\210\211\212\213\214\215\216\217\220\221"
+	 "\222\223\224\225\226\227\230\231\232\233\234\235\236\237\240\241"
+	 "\242\243\244\245\246\247\250\251\252\253\254\255\256\257\260\261"
+	 "\262\263\264\265\266\267\270\271\272\273\274\275\276\277\300\301"
+	 "\302\303\304\305\306\307\310\311\312\313\314\315\316\317\320\321"
+	 "\322\323\324\325\326\327\330\331\332\333\334\335\336\337\340\341"
+	 "\342\343\344\345\346\347\350\351\352\353\354\355\356\357\360\361"
+	 "\362\363\364\365\366\367\370\371\372\373\374\375\376\377",
+	 510,
+	 "sealed:v1:Qgg2ONGnV+d6qaJVQAgZasWdjhLw25e7CDkOEf1J4UwKCwwNDg8QERITFBX+jo"
+	 "t1EL5k53V/lE9kn4lqF6OE+WGPNFJ48ObYxAWXPZ01TBLid7MZNlQviUlfhDN6Bzn78Qo+oz"
+	 "4uaeEFh6aPSeMEhhjl3YRajlIBhosMGHd6wCn3q/NXiVIImDt/HaQhG9O/Q6Z0nSscVQ1EUL"
+	 "SSws5+i7FicPLzqP5TrJUpsu4HmPg576d78bhDN1/LJ9rkig0HucfenuM6n+g1j/YAhFudXm"
+	 "5fjjrNxsvamP0Lq2FmyUzTt57DxB1PYlvYQ1X1XNJPCLQNh5I8YW20zpfkcbRhwoJGsRuYWt"
+	 "TKO73PNOdcetotBv6HxcZf83Mw4hJpp4NsvSSJrtvcbqio+1X8/0OvwydJavbiVDYJLpSKD8"
+	 "pA0FZL+iziJZ+qj3nMErIZJSqGm1oYacbKY7n/0Cg5UT+V8oHb4a/Ca2yPH6kVQuzwQuoSeZ"
+	 "EPgebgiKOEMOsLONB1dq6OsrFvKSYpznwvVC6hmzoVTopc5Ebafu4JKbOa7CB41m367NNk8j"
+	 "JFRee3sqR/TMvYB1HPD2rOkxlM+3mrqxFMNXZC8TcQt42hT0+JTQB6WbnQX+BthtIzLTNDrO"
+	 "aieqFUfcr93kTKjdEv6TGNWab30DkkxkCvW9bjIbf3IrC3K2L4h/Mx/l/+kEwTmCwSzD7Vdx"
+	 "3Z6OcSY56IIf0bYtWWDqOJk6aZDXE55xYS/fGO7xhp2QQXYMMU"},
+};
