@@ -147,7 +147,11 @@ static void round_failed(struct daemon *d, struct job *j)
 	if (j->meta.first_failed == 0)
 		j->meta.first_failed = wall;
 	if (!j->any_temp) {
-		job_fail(d, j, "every server refused it permanently");
+		/* The last refusal, with its hint, is what a reader of the reason needs first. */
+		char why[sizeof(j->meta.last_error) + 64];
+		snprintf(why, sizeof(why), "every server refused it permanently; the last: %s",
+		         j->meta.last_error);
+		job_fail(d, j, why);
 		return;
 	}
 	if (queue_give_up((int64_t)j->meta.first_failed * 1000, (int64_t)wall * 1000,

@@ -16,6 +16,7 @@
 #include "mailbox.h"
 #include "secret.h"
 #include "smtp_conn.h"
+#include "smtp_hint.h"
 
 /* Bound on the transcript kept for one session: enough for any sane exchange. */
 #define TRANSCRIPT_MAX (64 * 1024)
@@ -791,7 +792,10 @@ enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct sm
 		else
 			snprintf(detail, detail_len, "%s refused: %d %s%s%s", stage_doing(stage), reply->code,
 			         enh, sep, reply->text);
-		return reply->code < 500 ? OUTCOME_TEMPFAIL : OUTCOME_PERMFAIL;
+		/* A known reply gets a hint; a few 5xx (a daily quota) pass by themselves. */
+		smtp_hint_append(reply, detail, detail_len);
+		return reply->code < 500 || smtp_hint_temporary(reply) ? OUTCOME_TEMPFAIL
+		                                                        : OUTCOME_PERMFAIL;
 	}
 	/* libcurl refuses lines that arrive with the 220 to STARTTLS, before TLS: what an attacker
 	 * injecting commands into the plaintext part would send (CVE-2021-22947). */

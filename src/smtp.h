@@ -11,7 +11,7 @@
 
 enum outcome {
 	OUTCOME_OK,
-	OUTCOME_TEMPFAIL, /* try again later: 4xx, network, TLS trouble */
+	OUTCOME_TEMPFAIL, /* try again later: 4xx, network, TLS trouble, a daily quota */
 	OUTCOME_PERMFAIL, /* 5xx: this server will not take it */
 };
 
@@ -97,7 +97,8 @@ enum outcome smtp_probe(struct smtp_conn *c, struct smtp_result *r);
 const char *smtp_transcript(const struct smtp_conn *c);
 
 /* Pure: decides the outcome of a finished session from curl's code, the stage it reached and
- * the server's last reply; writes a human line into detail. errbuf is curl's error text. */
+ * the server's last reply; writes a human line into detail, with a hint where the reply's
+ * cause is known (smtp_hint.h). errbuf is curl's error text. */
 enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct smtp_reply *reply,
                            const char *errbuf, char *detail, size_t detail_len);
 /* Pure: parses one reply line "250-2.1.0 text" into code, enhanced code and text; returns 1 for

@@ -17,9 +17,11 @@ and writes:
                   reply, one per line:  HH:MM:SS.mmm #CONN C:|S:|-- text
   --pidfile, --portfile   written once it listens (--port 0 picks a port)
 
-Fault stages (see FAULTS): connect ehlo starttls auth mail rcpt data data_end
-rset quit.  A stage's reply replaces the normal one; the reply DROP closes
-the connection without any reply; SILENT (connect only) never greets.
+Fault stages (see FAULTS): connect ehlo ehlo_tls starttls auth mail rcpt data
+data_end rset quit.  A stage's reply replaces the normal one; the reply DROP
+closes the connection without any reply; SILENT (connect only) never greets.
+ehlo_tls is the EHLO after STARTTLS only (ehlo: every EHLO); after a 421 to
+EHLO the server closes the connection, as it does after a 421 greeting.
 --delay STAGE=SECONDS (or a "delay:STAGE" entry in FAULTS) waits before the
 reply at STAGE, e.g. to make a client's timeouts fire.
 """
@@ -75,11 +77,15 @@ FAULTS = {
     "tempfail-data": {"data_end": "451 4.3.0 Mail server temporarily rejected message."},
     "sendas-denied": {"data_end": "554 5.2.252 SendAsDenied; sender not allowed to send as this mailbox"},
     "quota": {"data_end": "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException"},
+    # What Office 365 answers a client that negotiated TLS 1.0 or 1.1 (here: any TLS, so
+    # that a client which never offers them can see the reply a middlebox would cause).
+    "tls-legacy": {"ehlo_tls": "421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update "
+                               "your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls"},
     "drop-after-data": {"data_end": DROP},
     "hang-after-data": {"delay:data_end": 3600},
     "drop-at-mail": {"mail": DROP},
 }
-STAGES = ("connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "data_end", "rset", "quit")
+STAGES = ("connect", "ehlo", "ehlo_tls", "starttls", "auth", "mail", "rcpt", "data", "data_end", "rset", "quit")
 
 MAX_SIZE = 157286400          # what Exchange Online advertises
 MAX_LINE = 12288 + 2          # RFC 4954: AUTH lines up to 12288 octets
@@ -361,12 +367,16 @@ class O365SMTP(SMTP):
             await self.push("501 5.5.4 Invalid domain name")
             return
         await self.stage_delay("ehlo")
-        r = self.fault_reply("ehlo")
+        r = self.fault_reply("ehlo_tls") if self.tls_active else None
+        if r is None:
+            r = self.fault_reply("ehlo")
         if r is not None:
             if r == DROP:
                 self.drop("fault at ehlo")
             else:
                 await self.push(r)
+                if r.startswith("421"):
+                    self.transport.close()
             return
         self.helo = arg
         self.session.extended_smtp = True
