@@ -296,6 +296,8 @@ static void on_signal(struct daemon *d)
 		case SIGUSR1:
 			log_notice("daemon", "retrying %zu deferred alerts now", d->nretries);
 			d->retry_now = true;
+			/* Now means now: servers resting after busy replies are tried too. */
+			srvs_end_rest(d);
 			break;
 		default:
 			break;

@@ -162,6 +162,8 @@ void srvs_free(struct daemon *d);
 /* Jobs held back by a server's rate limit go on when it allows; returns when it next will
  * (monotonic ms), or INT64_MAX when no job waits for that. */
 int64_t srvs_release(struct daemon *d, int64_t now);
+/* Servers resting after busy replies or a failed token fetch may be tried again at once. */
+void srvs_end_rest(struct daemon *d);
 
 /* daemon.c */
 /* Schedules qid's next round at due (monotonic ms). */

@@ -25,6 +25,7 @@
 #include "queue.h"
 #include "route.h"
 #include "smtp.h"
+#include "smtp_hint.h"
 #include "spool.h"
 
 static void iso_time(time_t t, char *out, size_t len)
@@ -202,9 +203,12 @@ static void record_attempt(struct job *j, const struct server *s, const char *wh
 	snprintf(j->meta.last_error, sizeof(j->meta.last_error), "%s: %s", s->name, what);
 }
 
-static bool busy_reply(int code)
+/* Replies after which the server rests: it is busy, or (a daily quota reached) will refuse
+ * every message for a while; failover goes on meanwhile. */
+static bool busy_reply(const struct smtp_reply *r)
 {
-	return code == 421 || code == 432 || code == 454;
+	return r->code == 421 || r->code == 432 || r->code == 454 ||
+	       (r->code >= 500 && smtp_hint_temporary(r));
 }
 
 static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
@@ -238,7 +242,7 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 	record_attempt(j, srv->conf, r->detail);
 	if (r->outcome == OUTCOME_TEMPFAIL)
 		j->any_temp = true;
-	if (busy_reply(r->reply.code)) {
+	if (busy_reply(&r->reply)) {
 		srv->busy_count++;
 		srv->busy_until = now + queue_server_backoff_ms(srv->busy_count);
 		log_notice("server", "%s answered %d: not used for %lld s", srv->conf->name,
@@ -389,6 +393,12 @@ static void srv_drain(struct daemon *d, struct srv *srv)
 		srv->rate_held = false;
 		log_info("server", "%s: no alert waits for the rate limit any more", srv->conf->name);
 	}
+}
+
+void srvs_end_rest(struct daemon *d)
+{
+	for (size_t i = 0; i < d->cfg->nservers; i++)
+		d->srvs[i].busy_until = 0;
 }
 
 int64_t srvs_release(struct daemon *d, int64_t now)
