@@ -11,6 +11,7 @@
 
 #include "notify.h"
 #include "oauth2.h"
+#include "rate.h"
 #include "spool.h"
 
 struct config;
@@ -69,11 +70,7 @@ struct srv {
 	int busy_count;   /* 421/432/454 in a row */
 	int64_t busy_until;
 	struct oauth2_token token; /* auth xoauth2 by the grant: shared by the slots */
-	/* rate: the messages in progress, and when each of those that ended within the last
-	 * period ended (in that order, oldest at done_head; at most rate_count). */
-	size_t rate_inflight;
-	int64_t *done_at;
-	size_t done_head, done_n;
+	struct rate_limit rate;
 	bool rate_held; /* jobs wait for the rate limit (logged once per episode) */
 	struct job *wait_head, *wait_tail; /* jobs waiting for a free slot */
 };

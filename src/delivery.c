@@ -132,7 +132,6 @@ static struct srv *srv_of(struct daemon *d, const struct server *s)
 
 static void try_server(struct daemon *d, struct job *j);
 static void srv_drain(struct daemon *d, struct srv *srv);
-static void rate_done(struct srv *srv, int64_t now);
 static struct slot *free_slot(struct srv *srv);
 static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j);
 
@@ -218,7 +217,7 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 	int64_t now = now_ms();
 	int64_t latency = now - j->started;
 
-	rate_done(srv, now);
+	rate_end(&srv->rate, now);
 	if (r->outcome == OUTCOME_OK) {
 		struct chan *c = j->chan;
 		srv->busy_count = 0;
@@ -263,57 +262,10 @@ static void skip_server(struct daemon *d, struct srv *srv, struct job *j)
 	next_server(d, j);
 }
 
-/* rate: at most rate_count messages in any window of rate_period_ms, as the server sees them.
- * A message counts from its start until one period after its end: the server saw its MAIL
- * somewhere in between, so no window at the server can hold more than rate_count MAIL
- * commands, whatever the time each session took to open. A burst up to the count goes at
- * once: an alert storm's first alerts are not delayed. Returns when the next message may
- * start: 0 now, INT64_MAX when one in progress must end first. */
-static int64_t rate_free_at(struct srv *srv, int64_t now)
-{
-	const struct server *s = srv->conf;
-	size_t cap = (size_t)s->rate_count;
-
-	if (s->rate_count <= 0)
-		return 0;
-	while (srv->done_n > 0 && srv->done_at[srv->done_head] + s->rate_period_ms <= now) {
-		srv->done_head = (srv->done_head + 1) % cap;
-		srv->done_n--;
-	}
-	if (srv->rate_inflight + srv->done_n < cap)
-		return 0;
-	if (srv->done_n == 0)
-		return INT64_MAX;
-	return srv->done_at[srv->done_head] + s->rate_period_ms;
-}
-
-static void rate_take(struct srv *srv)
-{
-	if (srv->conf->rate_count > 0)
-		srv->rate_inflight++;
-}
-
-static void rate_done(struct srv *srv, int64_t now)
-{
-	size_t cap = (size_t)srv->conf->rate_count;
-
-	if (srv->conf->rate_count <= 0 || srv->rate_inflight == 0)
-		return;
-	srv->rate_inflight--;
-	if (srv->done_at == NULL)
-		srv->done_at = xcalloc(cap, sizeof(*srv->done_at));
-	if (srv->done_n == cap) { /* cannot be: a start needs room; kept safe all the same */
-		srv->done_head = (srv->done_head + 1) % cap;
-		srv->done_n--;
-	}
-	srv->done_at[(srv->done_head + srv->done_n) % cap] = now;
-	srv->done_n++;
-}
-
 /* Whether the rate limit holds jobs back now; says so once, until no job waits. */
 static bool rate_holds(struct srv *srv, int64_t now)
 {
-	int64_t at = rate_free_at(srv, now);
+	int64_t at = rate_next(&srv->rate, now);
 	char period[32];
 
 	if (at <= now)
@@ -363,7 +315,7 @@ static void try_server(struct daemon *d, struct job *j)
 	}
 	/* Counted here, once per message and server: not again when it is started over on a
 	 * fresh session or with a fresh token. */
-	rate_take(srv);
+	rate_start(&srv->rate);
 	slot_start(d, srv, sl, j);
 }
 
@@ -385,7 +337,7 @@ static void srv_drain(struct daemon *d, struct srv *srv)
 		if (resting) {
 			skip_server(d, srv, w);
 		} else {
-			rate_take(srv);
+			rate_start(&srv->rate);
 			slot_start(d, srv, sl, w);
 		}
 	}
@@ -411,7 +363,7 @@ int64_t srvs_release(struct daemon *d, int64_t now)
 		if (srv->wait_head == NULL || !srv->rate_held)
 			continue;
 		srv_drain(d, srv);
-		at = rate_free_at(srv, now);
+		at = rate_next(&srv->rate, now);
 		if (srv->wait_head != NULL && srv->rate_held && at < next)
 			next = at;
 	}
@@ -764,7 +716,7 @@ void srvs_free(struct daemon *d)
 			smtp_conn_free(sl->conn);
 		}
 		free(srv->slots);
-		free(srv->done_at);
+		rate_free(&srv->rate);
 		oauth2_token_clear(&srv->token);
 		while (srv->wait_head != NULL) {
 			struct job *j = srv->wait_head;
@@ -803,6 +755,7 @@ int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, st
 	for (size_t i = 0; i < cfg->nservers; i++) {
 		struct srv *srv = &d->srvs[i];
 		srv->conf = &cfg->servers[i];
+		rate_init(&srv->rate, srv->conf->rate_count, srv->conf->rate_period_ms);
 		srv->nslots = (size_t)srv->conf->max_connections;
 		srv->slots = xcalloc(srv->nslots, sizeof(*srv->slots));
 		for (size_t k = 0; k < srv->nslots; k++) {
