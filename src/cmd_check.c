@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "hostkey.h"
 #include "mailtmpl.h"
+#include "privs.h"
 #include "smtp.h"
 
 /* With -q only problems are printed. */
@@ -84,6 +85,37 @@ static int check_hostkey(const char *state)
 		EVP_PKEY_free(key);
 		free(path);
 	}
+	return bad;
+}
+
+/* Who may change the spool, the state directory and the secret files, judged for the user the
+ * daemon runs as: user: in the config, else whoever runs the check (under systemd, the unit's
+ * User=, as ExecStartPre= runs it). */
+static int check_files(const struct config *cfg)
+{
+	struct privs_id id;
+	struct buf problems;
+	struct err e;
+	int bad;
+
+	if (cfg->user != NULL) {
+		if (privs_id_of_user(cfg->user, &id, &e) < 0) {
+			printf("%-10s %s\n", "user", e.msg);
+			return 1;
+		}
+	} else {
+		privs_id_current(&id);
+	}
+	buf_init(&problems);
+	bad = privs_check_files(cfg, &id, &problems);
+	if (bad > 0)
+		fputs(problems.data, stdout);
+	else if (!quiet)
+		printf("%-10s %s: no other user can change the spool, the state directory or the "
+		       "secret files\n",
+		       "files", id.name);
+	buf_free(&problems);
+	privs_id_free(&id);
 	return bad;
 }
 
@@ -195,6 +227,7 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 	bad += check_templates(cfg);
 	bad += check_dir("spool", cfg->spool);
 	bad += check_dir("state", cfg->state);
+	bad += check_files(cfg);
 	bad += check_hostkey(cfg->state);
 	if (bad > 0) {
 		config_free(cfg);

@@ -2,6 +2,7 @@
 
 #include "conf_int.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static void free_str_list(char **v, size_t n)
 
 static const char *const top_keys[] = {
 	"spool", "state", "templates", "from", "default_channel", "servers", "channels", "routes",
-	"retry", "max_alert_size", NULL,
+	"retry", "max_alert_size", "user", NULL,
 };
 static const char *const channel_keys[] = {
 	"servers", "to", "template", "switch_back_after", "from", NULL,
@@ -249,6 +250,15 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	n = ynode_get(root, "max_alert_size");
 	if (n != NULL)
 		cp_size(p, n, "max_alert_size", 1024, 64 * 1048576, &c->max_alert_size);
+	n = ynode_get(root, "user");
+	if (n != NULL) {
+		c->user = cp_str(p, n, "user");
+		if (c->user != NULL && getpwnam(c->user) == NULL) {
+			cp_error(p, n, "user: no such user '%s' on this host", c->user);
+			free(c->user);
+			c->user = NULL;
+		}
+	}
 	n = ynode_get(root, "retry");
 	if (n != NULL && cp_expect_kind(p, n, YNODE_MAP, "retry")) {
 		const struct ynode *v;
@@ -301,6 +311,7 @@ int config_load_flags(const char *path, unsigned flags, struct config **out, str
 {
 	struct config *c = xcalloc(1, sizeof(*c));
 	struct cparse p = {.file = path,
+	                   .cfg = c,
 	                   .no_secrets = (flags & CONFIG_NO_SECRETS) != 0,
 	                   .errors = errors,
 	                   .warnings = &c->warnings};
@@ -366,6 +377,10 @@ void config_free(struct config *c)
 	free(c->templates);
 	free(c->from);
 	free(c->default_channel);
+	free(c->user);
+	for (size_t i = 0; i < c->nsecret_files; i++)
+		free(c->secret_files[i]);
+	free(c->secret_files);
 	buf_free(&c->warnings);
 	free(c);
 }

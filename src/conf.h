@@ -84,6 +84,11 @@ struct config {
 	char *templates;
 	char *from;
 	char *default_channel;
+	char *user; /* user: the daemon started as root becomes this user (NULL: none given) */
+	/* The secret files the config names (not systemd credentials), for the checks of who may
+	 * read them. */
+	char **secret_files;
+	size_t nsecret_files;
 	struct server *servers;
 	size_t nservers;
 	struct channel *channels;

@@ -25,6 +25,7 @@
 /* One parse: the file name for positions and every error found. */
 struct cparse {
 	const char *file;
+	struct config *cfg; /* what is being filled */
 	bool no_secrets; /* CONFIG_NO_SECRETS: positions and sources checked, nothing read */
 	struct secret_ctx secrets; /* what opening a sealed value needs: the state directory */
 	struct buf *errors;

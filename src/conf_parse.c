@@ -283,8 +283,16 @@ char *cp_secret_path(struct cparse *p, const struct ynode *n, const char *what)
 	char *v, *path = NULL;
 	struct err e;
 
-	if (n->kind != YNODE_SCALAR || !secret_path_is_credential(n->str))
-		return cp_path(p, n, what);
+	if (n->kind != YNODE_SCALAR || !secret_path_is_credential(n->str)) {
+		struct config *c = p->cfg;
+		v = cp_path(p, n, what);
+		if (v != NULL && c != NULL) {
+			c->secret_files = xrealloc(c->secret_files,
+			                           (c->nsecret_files + 1) * sizeof(char *));
+			c->secret_files[c->nsecret_files++] = xstrdup(v);
+		}
+		return v;
+	}
 	v = cp_str(p, n, what);
 	if (v != NULL && secret_path_expand(v, p->no_secrets ? NULL : &path, &e) < 0)
 		cp_error(p, n, "%s: %s", what, e.msg);

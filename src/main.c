@@ -8,10 +8,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "conf.h"
 #include "log.h"
+#include "privs.h"
 
 struct config *commands_load_config(const struct globals *g, unsigned flags)
 {
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
 	 * no reason not to run. */
 	(void)prctl(PR_SET_DUMPABLE, 0);
 	(void)setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+	/* Whatever umask the caller had: nothing made here is for the world. */
+	umask(PRIVS_UMASK);
 	setlocale(LC_CTYPE, "");
 	for (;;) {
 		c = getopt_long(argc, argv, "+c:vqh", opts, NULL);

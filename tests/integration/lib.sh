@@ -1017,11 +1017,18 @@ _am_running_count() {
     echo "${n:-0}"
 }
 
+# run_as_root_opt -- "--allow-root" when this runs as root (the tests' daemons run as
+# whoever runs the tests; the daemon refuses root unless told), else nothing.
+run_as_root_opt() {
+    [ "$(id -u)" -ne 0 ] || echo --allow-root
+}
+
 start_daemon() {
     local name=$1 conf=$2 before deadline; shift 2
     before=$(_am_running_count "$name")
     # shellcheck disable=SC2086  # the wrapper is a command line (e.g. valgrind and options)
-    env "$@" ${ALERTMAIL_DAEMON_WRAPPER:-} "$ALERTMAIL" -c "$conf" -v run </dev/null \
+    # shellcheck disable=SC2046  # no option, or one word
+    env "$@" ${ALERTMAIL_DAEMON_WRAPPER:-} "$ALERTMAIL" -c "$conf" -v run $(run_as_root_opt) </dev/null \
         >>"$T/$name.out" 2>>"$T/$name.log" &
     DAEMON_PID=$!
     _am_track daemon "$name" "$DAEMON_PID"
