@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static const char *log_ident = "alertmail";
@@ -42,6 +43,8 @@ static int threshold(void)
 void log_msg(int priority, const char *subsystem, const char *fmt, ...)
 {
 	char line[2048];
+	const char *text = line;
+	size_t sublen = strlen(subsystem);
 	va_list ap;
 
 	if (priority > threshold())
@@ -49,16 +52,19 @@ void log_msg(int priority, const char *subsystem, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Module errors name their module ("spool: ..."): logged under it, once is enough. */
+	if (strncmp(line, subsystem, sublen) == 0 && line[sublen] == ':' && line[sublen + 1] == ' ')
+		text += sublen + 2;
 	if (log_syslog)
-		syslog(priority, "%s: %s", subsystem, line);
+		syslog(priority, "%s: %s", subsystem, text);
 	else if (log_timestamps) {
 		char when[32];
 		time_t now = time(NULL);
 		struct tm tm;
 		localtime_r(&now, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		fprintf(stderr, "%s %s: %s: %s\n", when, log_ident, subsystem, line);
+		fprintf(stderr, "%s %s: %s: %s\n", when, log_ident, subsystem, text);
 	} else {
-		fprintf(stderr, "%s: %s: %s\n", log_ident, subsystem, line);
+		fprintf(stderr, "%s: %s: %s\n", log_ident, subsystem, text);
 	}
 }

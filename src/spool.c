@@ -284,6 +284,56 @@ int spool_submit(struct spool *s, const void *data, size_t len, char name[SPOOL_
 	return sync_dir(s, SPOOL_NEW, e);
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "not a regular file";
+}
+
+/* Anything in new/ but a regular file is moved to failed/ as it is, unread: a symbolic link
+ * could point at what the daemon may read and its writer may not (a secret, the host key); a
+ * FIFO would block a reader. The rename moves the entry itself, never what it points to. */
+static int refuse_irregular(struct spool *s, const char *name, const char *qid, mode_t mode,
+                            struct err *e)
+{
+	char rname[SPOOL_QID_MAX + 8];
+	char *reason = xasprintf("new/%s is %s, not a regular file: alertmail takes only regular "
+	                         "files from new/ and did not read it\n",
+	                         name, file_kind(mode));
+	struct err we;
+
+	snprintf(rname, sizeof(rname), "%s.reason", qid);
+	if (write_file_at(s, SPOOL_FAILED, rname, reason, strlen(reason), &we) < 0) {
+		err_set(e, "spool: new/%s: %s, not a regular file; left there: %s", name,
+		        file_kind(mode), we.msg);
+		free(reason);
+		return -1;
+	}
+	free(reason);
+	if (renameat(s->fd[SPOOL_NEW], name, s->fd[SPOOL_FAILED], qid) < 0) {
+		int saved = errno;
+		unlinkat(s->fd[SPOOL_FAILED], rname, 0);
+		if (saved == ENOENT)
+			return 1;
+		err_set(e, "spool: new/%s: %s, not a regular file; cannot move it to failed/: %s",
+		        name, file_kind(mode), strerror(saved));
+		return -1;
+	}
+	(void)sync_dir(s, SPOOL_FAILED, &we);
+	err_set(e, "spool: new/%s: %s, not a regular file: moved to failed/%s unread", name,
+	        file_kind(mode), qid);
+	return -1;
+}
+
 int spool_claim(struct spool *s, const char *name, char qid[SPOOL_QID_MAX], struct err *e)
 {
 	struct stat st;
@@ -299,14 +349,12 @@ int spool_claim(struct spool *s, const char *name, char qid[SPOOL_QID_MAX], stru
 		err_set(e, "spool: new/%s: %s", name, strerror(errno));
 		return -1;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		err_set(e, "spool: new/%s: not a regular file", name);
-		return -1;
-	}
 	/* Time orders the queue; the inode makes the id unique on this file system. */
 	gettimeofday(&tv, NULL);
 	snprintf(qid, SPOOL_QID_MAX, "%lld.%06ld.%llu", (long long)tv.tv_sec, (long)tv.tv_usec,
 	         (unsigned long long)st.st_ino);
+	if (!S_ISREG(st.st_mode))
+		return refuse_irregular(s, name, qid, st.st_mode, e);
 	/* No fsync: after a crash the alert is in new/ or in active/, and both are delivered. */
 	if (renameat(s->fd[SPOOL_NEW], name, s->fd[SPOOL_ACTIVE], qid) < 0) {
 		if (errno == ENOENT)

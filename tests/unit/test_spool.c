@@ -350,6 +350,7 @@ static void test_claim(void)
 	struct buf b;
 	long long sec;
 	long usec;
+	int failed0;
 	unsigned long long ino;
 	time_t now;
 	int rc;
@@ -389,29 +390,43 @@ static void test_claim(void)
 	rc = spool_claim(s, "", qid2, &e);
 	ok(rc == -1 && e.msg[0] != '\0', "an empty name is refused");
 
+	/* Anything but a regular file goes to failed/ unread, with its reason; the rename moves
+	 * the entry itself, so a symbolic link's target is neither read nor moved. */
+	failed0 = count_in("failed", 0);
 	mkdir(P("new", "adir"), 0700);
 	e.msg[0] = '\0';
 	rc = spool_claim(s, "adir", qid2, &e);
-	ok(rc == -1 && has(&e, "adir") && has(&e, "not a regular file"),
+	ok(rc == -1 && has(&e, "new/adir: a directory, not a regular file: moved to failed/"),
 	   "a directory is refused: %s", e.msg);
-	ok(exists(P("new", "adir")) && count_in("active", 1) == 1, "the directory stays in new/");
+	ok(!exists(P("new", "adir")) && count_in("active", 1) == 1 && count_in("failed", 0) == failed0 + 2,
+	   "the directory is moved to failed/, with its reason");
 	puts_file(P(NULL, "target"), "secret\n");
 	if (symlink(P(NULL, "target"), P("new", "alink")) < 0)
 		exit(99);
 	e.msg[0] = '\0';
 	rc = spool_claim(s, "alink", qid2, &e);
-	ok(rc == -1 && has(&e, "alink") && has(&e, "not a regular file"),
+	ok(rc == -1 && has(&e, "new/alink: a symbolic link, not a regular file: moved to failed/"),
 	   "a symlink is refused: %s", e.msg);
-	ok(exists(P("new", "alink")) && count_in("active", 1) == 1, "the symlink stays in new/");
+	ok(!exists(P("new", "alink")) && count_in("failed", 0) == failed0 + 4 && exists(P(NULL, "target")),
+	   "the symlink itself is moved to failed/; its target stays where it was");
+	{
+		char rname[SPOOL_QID_MAX + 8];
+		struct buf reason;
+		buf_init(&reason);
+		snprintf(rname, sizeof(rname), "%s.reason", qid2);
+		ok(spool_read(s, SPOOL_FAILED, rname, 4096, &reason, &e) == 0 &&
+		       strstr(reason.data, "new/alink is a symbolic link, not a regular file") != NULL &&
+		       strstr(reason.data, "secret") == NULL,
+		   "the reason says what it was; nothing of the target was read");
+		buf_free(&reason);
+	}
 	if (mkfifo(P("new", "afifo"), 0600) < 0)
 		exit(99);
 	e.msg[0] = '\0';
 	rc = spool_claim(s, "afifo", qid2, &e);
-	ok(rc == -1 && has(&e, "not a regular file"), "a FIFO is refused");
-	unlink(P("new", "afifo"));
-	unlink(P("new", "alink"));
+	ok(rc == -1 && has(&e, "new/afifo: a FIFO, not a regular file: moved to failed/"),
+	   "a FIFO is refused, without blocking, and moved to failed/");
 	unlink(P(NULL, "target"));
-	rmdir(P("new", "adir"));
 	unlink(P("new", ".hidden"));
 	spool_done(s, qid, &e);
 
