@@ -197,7 +197,8 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
 	if (time_in != NULL) {
 		if (alert_parse_time(time_in, &a->time) < 0) {
 			const struct ynode *n = ynode_get(tree, "time");
-			err_set(e, "%s:%u:%u: time: expected an ISO 8601 date and time such as "
+			err_set(e,
+			        "%s:%u:%u: time: expected an ISO 8601 date and time such as "
 			        "2026-11-25T07:45:00Z, got '%s'",
 			        name, n->line, n->column, time_in);
 			goto fail;

@@ -20,7 +20,6 @@
 #include "spool.h"
 #include "yamltree.h"
 
-
 #define USAGE "usage: alertmail submit [--channel NAME] [--set KEY=VALUE]... [FILE|-]\n"
 
 /* What the command was asked to do. */
@@ -61,7 +60,8 @@ static int read_input(const char *path, const char *name, size_t max, struct buf
 		if (n == 0)
 			break;
 		if (out->len + (size_t)n > max) {
-			err_set(e, "%s: larger than the limit of %zu bytes (max_alert_size)", name, max);
+			err_set(e, "%s: larger than the limit of %zu bytes (max_alert_size)", name,
+			        max);
 			goto fail;
 		}
 		buf_add(out, chunk, (size_t)n);

@@ -87,7 +87,8 @@ int message_check_addr(const char *addr, struct err *e)
 			return -1;
 		}
 		if (*p == '<' || *p == '>') {
-			err_set(e, "address '%s' contains '%c': give the bare address here", addr, *p);
+			err_set(e, "address '%s' contains '%c': give the bare address here", addr,
+			        *p);
 			return -1;
 		}
 	}
@@ -114,19 +115,21 @@ int message_check_addr(const char *addr, struct err *e)
 		return -1;
 	}
 	if (local > LOCAL_MAX) {
-		err_set(e, "address '%s' has a local part longer than %d characters", addr, LOCAL_MAX);
+		err_set(e, "address '%s' has a local part longer than %d characters", addr,
+		        LOCAL_MAX);
 		return -1;
 	}
 	/* A dot-atom local part; quoted local parts are legal but not worth the risk here. */
 	for (i = 0; i < local; i++) {
 		if (addr[i] == '.') {
 			if (i == 0 || i + 1 == local || addr[i + 1] == '.') {
-				err_set(e, "address '%s' has a misplaced '.' in the local part", addr);
+				err_set(e, "address '%s' has a misplaced '.' in the local part",
+				        addr);
 				return -1;
 			}
 		} else if (!charset_is_atext((unsigned char)addr[i])) {
-			err_set(e, "address '%s' has an invalid character '%c' in the local part", addr,
-			        addr[i]);
+			err_set(e, "address '%s' has an invalid character '%c' in the local part",
+			        addr, addr[i]);
 			return -1;
 		}
 	}
@@ -224,7 +227,8 @@ int mailbox_parse(const char *in, struct mailbox *out, struct err *e)
 			}
 			gt = p;
 		} else if ((*p == ',' || *p == ';') && (lt == NULL || gt != NULL)) {
-			err_set(e, "address '%s' holds more than one address (give one per item)", in);
+			err_set(e, "address '%s' holds more than one address (give one per item)",
+			        in);
 			return -1;
 		}
 	}

@@ -92,7 +92,8 @@ static int read_source(const char *path, struct buf *b, struct err *e)
 		if (n == 0)
 			break;
 		if (b->len + (size_t)n > MAILTMPL_MAX_FILE) {
-			err_set(e, "%s: larger than the limit of %u bytes", path, MAILTMPL_MAX_FILE);
+			err_set(e, "%s: larger than the limit of %u bytes", path,
+			        MAILTMPL_MAX_FILE);
 			close(fd);
 			return -1;
 		}
@@ -190,7 +191,8 @@ static int find_template_dir(const char *const *dirs, size_t ndirs, const char *
 	buf_init(&tried);
 	for (size_t i = 0; i < ndirs; i++)
 		buf_printf(&tried, "%s%s", i > 0 ? ", " : "", dirs[i]);
-	err_set(e, "template '%s' not found in %s", name, ndirs > 0 ? tried.data : "(no directories)");
+	err_set(e, "template '%s' not found in %s", name,
+	        ndirs > 0 ? tried.data : "(no directories)");
 	buf_free(&tried);
 	return -1;
 }
@@ -205,7 +207,8 @@ int mail_template_load(const char *const *dirs, size_t ndirs, const char *name,
 
 	*out = NULL;
 	if (!name_is_safe(name)) {
-		err_set(e, "template name '%s' must not be empty, contain '/' or start with '.'", name);
+		err_set(e, "template name '%s' must not be empty, contain '/' or start with '.'",
+		        name);
 		return -1;
 	}
 	mt = xcalloc(1, sizeof(*mt));
@@ -218,8 +221,11 @@ int mail_template_load(const char *const *dirs, size_t ndirs, const char *name,
 		if (rc < 0)
 			goto fail;
 		if (rc == 1) {
-			err_set(e, "template '%s' in %s: %s is missing (subject.mustache and text.mustache "
-			           "are required)", name, mt->dir, required[i]);
+			err_set(e,
+			        "template '%s' in %s: %s is missing (subject.mustache and "
+			        "text.mustache "
+			        "are required)",
+			        name, mt->dir, required[i]);
 			goto fail;
 		}
 	}

@@ -64,7 +64,7 @@ struct parser {
 	struct err *e;
 	const char *open, *close; /* the current delimiters: defaults or pointers into src */
 	size_t olen, clen;
-	size_t pos; /* first byte not yet turned into nodes */
+	size_t pos;                                /* first byte not yet turned into nodes */
 	struct frame frames[TMPL_MAX_NESTING + 1]; /* frames[0] is the template itself */
 	size_t depth;
 	size_t at; /* the offset that line and column describe, moving forward as parsing does */
@@ -208,7 +208,8 @@ static int parse_name(struct parser *p, size_t a, size_t b, size_t tag, struct n
 		return parse_error(p, tag, "expected a name in the tag");
 	for (size_t i = 0; i < len; i++)
 		if (is_space(s[i]) || s[i] == '\0')
-			return parse_error(p, tag, "expected one name in the tag, found '%.*s'", (int)len, s);
+			return parse_error(p, tag, "expected one name in the tag, found '%.*s'",
+			                   (int)len, s);
 	n->name = xstrndup(s, len);
 	if (len == 1 && s[0] == '.')
 		return 0;
@@ -216,7 +217,8 @@ static int parse_name(struct parser *p, size_t a, size_t b, size_t tag, struct n
 		if (i < len && s[i] != '.')
 			continue;
 		if (i == from)
-			return parse_error(p, tag, "expected a name between the dots of '%.*s'", (int)len, s);
+			return parse_error(p, tag, "expected a name between the dots of '%.*s'",
+			                   (int)len, s);
 		n->parts = xrealloc(n->parts, (n->nparts + 1) * sizeof(*n->parts));
 		n->parts[n->nparts++] = xstrndup(s + from, i - from);
 		from = i + 1;
@@ -238,7 +240,8 @@ static int set_delimiters(struct parser *p, size_t a, size_t b, size_t tag)
 	while (b2 < b && !is_space(p->src[b2]))
 		b2++;
 	if (b1 == a1 || b2 == a2 || b2 != b)
-		return parse_error(p, tag, "expected two delimiters separated by a space, as in {{=<%% %%>=}}");
+		return parse_error(
+		    p, tag, "expected two delimiters separated by a space, as in {{=<%% %%>=}}");
 	if (memchr(p->src + a1, '=', b1 - a1) != NULL || memchr(p->src + a2, '=', b2 - a2) != NULL)
 		return parse_error(p, tag, "a delimiter must not contain '='");
 	p->open = p->src + a1;
@@ -253,7 +256,8 @@ static int open_section(struct parser *p, size_t a, size_t b, size_t tag, bool i
 	struct frame *f;
 
 	if (p->depth >= TMPL_MAX_NESTING)
-		return parse_error(p, tag, "sections nested deeper than %d levels", TMPL_MAX_NESTING);
+		return parse_error(p, tag, "sections nested deeper than %d levels",
+		                   TMPL_MAX_NESTING);
 	f = &p->frames[++p->depth];
 	memset(f, 0, sizeof(*f));
 	f->proto.kind = inverted ? NODE_INVERTED : NODE_SECTION;
@@ -270,8 +274,9 @@ static int close_section(struct parser *p, size_t a, size_t b, size_t tag)
 		return parse_error(p, tag, "unexpected end of section '%.*s': no section is open",
 		                   (int)(b - a), p->src + a);
 	if (strlen(f->proto.name) != b - a || memcmp(f->proto.name, p->src + a, b - a) != 0)
-		return parse_error(p, tag, "expected the end of section '%s' (opened at %u:%u), found '%.*s'",
-		                   f->proto.name, f->proto.line, f->proto.column, (int)(b - a), p->src + a);
+		return parse_error(
+		    p, tag, "expected the end of section '%s' (opened at %u:%u), found '%.*s'",
+		    f->proto.name, f->proto.line, f->proto.column, (int)(b - a), p->src + a);
 	p->depth--;
 	n = emit(p, f->proto.kind, tag);
 	*n = f->proto;
@@ -310,7 +315,10 @@ static int parse_tag(struct parser *p, size_t start)
 		ce = find(p, cs, p->close, p->clen);
 	if (ce == NPOS)
 		return parse_error(p, start, "unclosed tag: expected '%s%.*s'",
-		                   sigil == '{' ? "}" : sigil == '=' ? "=" : "", (int)p->clen, p->close);
+		                   sigil == '{'   ? "}"
+		                   : sigil == '=' ? "="
+		                                  : "",
+		                   (int)p->clen, p->close);
 	end = ce + (sigil == '{' || sigil == '=' ? 1 : 0) + p->clen;
 
 	/* Standalone: only blanks before the tag on its line and after it up to the line end.
@@ -358,13 +366,15 @@ static int parse_tag(struct parser *p, size_t start)
 			n->text = xstrndup(p->src + ls, start - ls);
 			n->len = start - ls;
 		}
-		/* Partial names are looked up, not resolved through the context: no dot splitting. */
+		/* Partial names are looked up, not resolved through the context: no dot splitting.
+		 */
 		if (a == b)
 			return parse_error(p, start, "expected a partial name in the tag");
 		for (size_t i = a; i < b; i++)
 			if (is_space(p->src[i]) || p->src[i] == '\0')
-				return parse_error(p, start, "expected one partial name in the tag, found '%.*s'",
-				                   (int)(b - a), p->src + a);
+				return parse_error(
+				    p, start, "expected one partial name in the tag, found '%.*s'",
+				    (int)(b - a), p->src + a);
 		n->name = xstrndup(p->src + a, b - a);
 		return 0;
 	default:
@@ -402,8 +412,8 @@ int tmpl_compile(const char *src, size_t len, const char *name, struct tmpl **ou
 	if (rc == 0 && p->depth > 0) {
 		const struct node *s = &p->frames[p->depth].proto;
 		err_set(e, "%s:%u:%u: unclosed section '%s': expected %.*s/%s%.*s before the end",
-		        p->name, s->line, s->column, s->name, (int)p->olen, p->open, s->name, (int)p->clen,
-		        p->close);
+		        p->name, s->line, s->column, s->name, (int)p->olen, p->open, s->name,
+		        (int)p->clen, p->close);
 		rc = -1;
 	}
 	if (rc < 0) {
@@ -518,16 +528,15 @@ struct render {
 	struct pcache loaded; /* loaded through loader during this render */
 	const struct ynode **stack;
 	size_t nstack, cap;
-	struct buf indent;  /* the current indentation is indent.data[indent_from..indent.len) */
+	struct buf indent; /* the current indentation is indent.data[indent_from..indent.len) */
 	size_t indent_from;
 	unsigned partial_depth;
 	unsigned long steps;
 	struct err *e;
 };
 
-__attribute__((format(printf, 4, 5))) static int render_error(struct render *r, const struct tmpl *t,
-                                                              const struct node *n, const char *fmt,
-                                                              ...)
+__attribute__((format(printf, 4, 5))) static int
+render_error(struct render *r, const struct tmpl *t, const struct node *n, const char *fmt, ...)
 {
 	char what[768];
 	va_list ap;
@@ -664,8 +673,10 @@ static int render_partial(struct render *r, const struct tmpl *t, const struct n
 	if (p == NULL)
 		return 0;
 	if (r->partial_depth >= TMPL_MAX_PARTIAL_DEPTH)
-		return render_error(r, t, n, "partials nested deeper than %d levels (does '%s' recurse "
-		                             "without end?)", TMPL_MAX_PARTIAL_DEPTH, n->name);
+		return render_error(r, t, n,
+		                    "partials nested deeper than %d levels (does '%s' recurse "
+		                    "without end?)",
+		                    TMPL_MAX_PARTIAL_DEPTH, n->name);
 	/* A standalone partial adds its indentation to the current one; an inline partial starts
 	 * afresh, as if its text had been pasted in place of the tag. */
 	if (n->standalone)
@@ -709,15 +720,18 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 		const struct node *nd = &v[i];
 
 		if (++r->steps > TMPL_MAX_STEPS)
-			return render_error(r, t, nd, "rendering takes more than %lu steps (loops over "
-			                              "long lists inside each other?)", TMPL_MAX_STEPS);
+			return render_error(r, t, nd,
+			                    "rendering takes more than %lu steps (loops over "
+			                    "long lists inside each other?)",
+			                    TMPL_MAX_STEPS);
 		switch (nd->kind) {
 		case NODE_TEXT:
 			buf_add(r->out, nd->text, nd->len);
 			break;
 		case NODE_INDENT:
 			if (r->indent.len > r->indent_from)
-				buf_add(r->out, r->indent.data + r->indent_from, r->indent.len - r->indent_from);
+				buf_add(r->out, r->indent.data + r->indent_from,
+				        r->indent.len - r->indent_from);
 			break;
 		case NODE_VAR:
 			put_value(r, lookup(r, nd), nd->escape);
@@ -733,7 +747,8 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 			break;
 		}
 		if (r->out->len - r->start > TMPL_MAX_OUTPUT)
-			return render_error(r, t, nd, "the output grows beyond the limit of %u bytes",
+			return render_error(r, t, nd,
+			                    "the output grows beyond the limit of %u bytes",
 			                    TMPL_MAX_OUTPUT);
 	}
 	return 0;

@@ -140,7 +140,8 @@ static void test_mail_template(void)
 	   "unknown template: error lists the directories (%s)", e.msg);
 	ok(mail_template_load(dirs, 2, "../d1/alert", &mt, &e) < 0 && strstr(e.msg, "'/'") != NULL,
 	   "a name with '/' is refused");
-	ok(mail_template_load(dirs, 2, ".hidden", &mt, &e) < 0, "a name starting with '.' is refused");
+	ok(mail_template_load(dirs, 2, ".hidden", &mt, &e) < 0,
+	   "a name starting with '.' is refused");
 	ok(mail_template_load(dirs, 2, "", &mt, &e) < 0, "an empty name is refused");
 	ok(mail_template_load(dirs, 2, "escape", &mt, &e) < 0 &&
 	       strstr(e.msg, "text.mustache:1:1: partial name '../../secret'") != NULL,
@@ -157,20 +158,20 @@ static void test_mail_template(void)
 
 /* ---- the shipped default template ---- */
 
-#define ALERT_DATA \
-	"id: 20240501-abc\n" \
-	"title: Disk full on db01 <root> & \"var\"\n" \
-	"severity: %s\n" \
-	"source: db01\n" \
-	"description: |\n" \
-	"  /var is at 100%%.\n" \
-	"  Writes fail since 10:02.\n" \
-	"time: '2024-05-01T10:03:00Z'\n" \
-	"channel: ops\n" \
-	"status: firing\n" \
-	"labels: {team: dba, env: prod}\n" \
-	"label_list: [{key: team, value: dba}, {key: env, value: prod}]\n" \
-	"severity_is: {%s: true}\n" \
+#define ALERT_DATA                                                                                 \
+	"id: 20240501-abc\n"                                                                       \
+	"title: Disk full on db01 <root> & \"var\"\n"                                              \
+	"severity: %s\n"                                                                           \
+	"source: db01\n"                                                                           \
+	"description: |\n"                                                                         \
+	"  /var is at 100%%.\n"                                                                    \
+	"  Writes fail since 10:02.\n"                                                             \
+	"time: '2024-05-01T10:03:00Z'\n"                                                           \
+	"channel: ops\n"                                                                           \
+	"status: firing\n"                                                                         \
+	"labels: {team: dba, env: prod}\n"                                                         \
+	"label_list: [{key: team, value: dba}, {key: env, value: prod}]\n"                         \
+	"severity_is: {%s: true}\n"                                                                \
 	"alertmail: {hostname: mon.example.org, version: 0.1.0}\n"
 
 static size_t count(const char *hay, const char *needle)
@@ -188,12 +189,16 @@ static void test_default_template(void)
 	char *dir = xasprintf("%s/templates", top != NULL && *top != '\0' ? top : ".");
 	const char *dirs[] = {dir};
 	static const char *const severities[][2] = {
-		{"critical", "#c62828"}, {"warning", "#f0a202"}, {"info", "#1565c0"}, {"debug", "#6b7280"},
+	    {"critical", "#c62828"},
+	    {"warning", "#f0a202"},
+	    {"info", "#1565c0"},
+	    {"debug", "#6b7280"},
 	};
 	struct mail_template *mt = NULL;
 	struct err e;
 
-	if (!ok(mail_template_load(dirs, 1, "default", &mt, &e) == 0, "load the default template")) {
+	if (!ok(mail_template_load(dirs, 1, "default", &mt, &e) == 0,
+	        "load the default template")) {
 		diag("%s", e.msg);
 		free(dir);
 		return;
@@ -220,7 +225,8 @@ static void test_default_template(void)
 				good = false;
 		ok(good, "default html has no other severity colour (%s)", severities[i][0]);
 		if (i == 0) {
-			ok(strstr(text, "Severity:  critical\n") && strstr(text, "Source:    db01\n") &&
+			ok(strstr(text, "Severity:  critical\n") &&
+			       strstr(text, "Source:    db01\n") &&
 			       strstr(text, "Time:      2024-05-01T10:03:00Z\n") &&
 			       strstr(text, "Disk full on db01 <root> & \"var\"\n") &&
 			       strstr(text, "/var is at 100%.\nWrites fail since 10:02.\n") &&
@@ -233,15 +239,18 @@ static void test_default_template(void)
 				diag("text:\n%s", text);
 			ok(strstr(html, "Disk full on db01 &lt;root&gt; &amp; &quot;var&quot;") &&
 			       strstr(html, "white-space:pre-wrap") &&
-			       strstr(html, ">/var is at 100%.\nWrites fail since 10:02.\n</div>") &&
+			       strstr(html,
+			              ">/var is at 100%.\nWrites fail since 10:02.\n</div>") &&
 			       strstr(html, ">team</td>") && strstr(html, ">prod</td>") &&
 			       strstr(html, "sent by alertmail on mon.example.org") &&
-			       strstr(html, "max-width:600px") && strstr(html, "2024-05-01T10:03:00Z"),
+			       strstr(html, "max-width:600px") &&
+			       strstr(html, "2024-05-01T10:03:00Z"),
 			   "default html shows every field, escaped");
 			ok(count(html, "<tr") == count(html, "</tr>") &&
 			       count(html, "<td") == count(html, "</td>") &&
 			       count(html, "<table") == count(html, "</table>") &&
-			       count(html, "<div") == count(html, "</div>") && strstr(html, "{{") == NULL,
+			       count(html, "<div") == count(html, "</div>") &&
+			       strstr(html, "{{") == NULL,
 			   "default html tags are balanced");
 		}
 		free(subject);
