@@ -406,6 +406,26 @@ static void test_headers(void)
 	is_str(s, "Subject: a b c d\r\n",
 	       "subject: controls become spaces, runs collapse, ends trim");
 	free(s);
+	s = subject_of("a\xe2\x80\xa8"
+	               "b\xe2\x80\xa9"
+	               "c\xc2\x9b"
+	               "d\r\n\r\ne");
+	is_str(s, "Subject: a b c d e\r\n",
+	       "subject: LS, PS, CSI (C1) and CR LF become spaces, never a line");
+	free(s);
+	s = subject_of("x\r\nBcc: victim@example.com\r\n\r\nbody");
+	is_str(s, "Subject: x Bcc: victim@example.com body\r\n",
+	       "subject: an injected header stays text in the one Subject line");
+	free(s);
+	s = subject_of("=?utf-8?q?=0D=0ABcc:_victim@example.com?=");
+	ok(header_lines(s) == 1 && strstr(s, "=?utf-8?q?") == NULL,
+	   "subject: an encoded word from the data is itself encoded, so it reads literally: %s",
+	   s);
+	dec = header_decode(s, &bad);
+	is_str(dec, "=?utf-8?q?=0D=0ABcc:_victim@example.com?=",
+	       "subject: ... and decodes to the text as given, no CR LF");
+	free(dec);
+	free(s);
 	s = subject_of("bad \xff byte");
 	is_str(s, "Subject: bad =?UTF-8?Q?=EF=BF=BD?= byte\r\n",
 	       "subject: an invalid byte becomes U+FFFD");
@@ -563,6 +583,23 @@ static void test_mailbox(void)
 	bad_mailbox("a@b..c", "an empty domain label", "invalid domain");
 	bad_mailbox("a@exa mple.com", "a space in the domain", "space");
 	bad_mailbox("\xff <a@b>", "invalid UTF-8", "UTF-8");
+	bad_mailbox("Na\xc2\x85me <a@b>", "a NEL in the display name", "U+0085");
+	bad_mailbox("Na\xe2\x80\xa8me <a@b>", "an LS in the display name", "U+2028");
+	bad_mailbox("Na\xe2\x80\xa9me <a@b>", "a PS in the display name", "U+2029");
+	bad_mailbox("Na\xc2\x9bme <a@b>", "a C1 control (CSI) in the display name", "U+009B");
+	bad_mailbox("\"a\\\"\" <x@y>\"", "a quote after the address", "text after '>'");
+	bad_mailbox("a@b\r\nRCPT TO:<evil@example.com>", "RCPT TO injection", "line break");
+	bad_mailbox("<a@b>\rDATA", "a bare CR and a command", "line break");
+	s = repeat("n", 993);
+	in = xasprintf("%s <a@b>", s);
+	bad_mailbox(in, "a 999-byte mailbox", "more than the limit of 998");
+	free(in);
+	free(s);
+	s = repeat("n", 992);
+	in = xasprintf("%s <a@b>", s);
+	good_mailbox(in, s, "a@b");
+	free(in);
+	free(s);
 	bad_mailbox("\xc3\xa4@example.com", "a non-ASCII address", "non-ASCII");
 	s = repeat("l", 65);
 	in = xasprintf("%s@example.com", s);
@@ -845,8 +882,47 @@ static void test_compose(void)
 	}
 }
 
+/* ---- Messages and log text: data shown escaped, one line ---- */
+
+static void test_escaping(void)
+{
+	struct err e;
+	struct buf b;
+	char *s;
+
+	err_set(&e, "bad '%s'", "a\r\nb\tc\x1b[2J\x7f");
+	is_str(e.msg, "bad 'a\\r\\nb\\tc\\x1b[2J\\x7f'",
+	       "err_set: C0 controls and DEL in the data are escaped");
+	err_set(&e, "bad '%s'", "x\xc2\x85y\xe2\x80\xa8z\xe2\x80\xa9\xc2\x9b\xc3\xa9");
+	is_str(e.msg, "bad 'x\\u0085y\\u2028z\\u2029\\u009b\xc3\xa9'",
+	       "err_set: NEL, LS, PS and C1 are escaped, other UTF-8 kept");
+	err_set(&e, "bad '%s'",
+	        "a\xff"
+	        "b\xc0\xaf");
+	is_str(e.msg, "bad 'a\\xffb\\xc0\\xaf'",
+	       "err_set: bytes that are not UTF-8 are shown as \\xNN");
+	s = repeat("\xc3\xa9", 600);
+	err_set(&e, "%s", s);
+	ok(strlen(e.msg) == 1022 && strncmp(e.msg + 1020, "\xc3\xa9", 2) == 0,
+	   "err_set: a long message is cut between characters (%zu bytes)", strlen(e.msg));
+	free(s);
+	s = repeat("\n", 600);
+	err_set(&e, "%s", s);
+	ok(strlen(e.msg) == 1022 && strspn(e.msg, "\\n") == 1022,
+	   "err_set: ... and between escapes (%zu bytes)", strlen(e.msg));
+	free(s);
+	err_set(&e, "inner");
+	err_prefix(&e, "outer %s", "x\ny");
+	is_str(e.msg, "outer x\\ny: inner", "err_prefix: the prefix is escaped too");
+	buf_init(&b);
+	buf_add_escaped(&b, "a\nb\xe2\x80\xa8\xff");
+	is_str(b.data, "a\\nb\\u2028\\xff", "buf_add_escaped: the same rules");
+	buf_free(&b);
+}
+
 int main(void)
 {
+	test_escaping();
 	test_qp();
 	test_headers();
 	test_mailbox();
