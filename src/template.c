@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Limits that keep a careless template or a hostile alert from hanging or swelling the daemon. */
-#define TMPL_MAX_NESTING 100        /* sections inside sections, checked when compiling */
-#define TMPL_MAX_PARTIAL_DEPTH 32   /* partials inside partials, checked when rendering */
-#define TMPL_MAX_OUTPUT (16u << 20) /* bytes added by one render */
-#define TMPL_MAX_STEPS 10000000ul   /* nodes visited by one render: nested loops multiply */
+/* Limits that keep a careless template or a hostile alert from hanging or swelling the daemon
+ * (with the partial depth and the output in template.h). */
+#define TMPL_MAX_NESTING 100      /* sections inside sections, checked when compiling */
+#define TMPL_MAX_STEPS 10000000ul /* nodes visited by one render: nested loops multiply */
 
 #define NPOS ((size_t)-1)
 
@@ -450,17 +449,18 @@ const char *tmpl_name(const struct tmpl *t)
 	return t->name;
 }
 
-static int foreach_partial(const struct node *v, size_t n,
-                           int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+static int foreach_partial(const struct node *v, size_t n, bool in_section,
+                           int (*fn)(void *ctx, const char *name, unsigned line, unsigned column,
+                                     bool in_section),
                            void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
 		int rc = 0;
 
 		if (v[i].kind == NODE_SECTION || v[i].kind == NODE_INVERTED)
-			rc = foreach_partial(v[i].children, v[i].nchildren, fn, ctx);
+			rc = foreach_partial(v[i].children, v[i].nchildren, true, fn, ctx);
 		else if (v[i].kind == NODE_PARTIAL)
-			rc = fn(ctx, v[i].name, v[i].line, v[i].column);
+			rc = fn(ctx, v[i].name, v[i].line, v[i].column, in_section);
 		if (rc != 0)
 			return rc;
 	}
@@ -468,10 +468,11 @@ static int foreach_partial(const struct node *v, size_t n,
 }
 
 int tmpl_foreach_partial(const struct tmpl *t,
-                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column,
+                                   bool in_section),
                          void *ctx)
 {
-	return foreach_partial(t->nodes, t->n, fn, ctx);
+	return foreach_partial(t->nodes, t->n, false, fn, ctx);
 }
 
 /* ---- rendering ---- */
@@ -522,7 +523,9 @@ static void pcache_free(struct pcache *c)
 
 struct render {
 	struct buf *out;
-	size_t start; /* out->len before rendering: the output limit counts what we add */
+	size_t start;   /* out->len before rendering */
+	size_t max_len; /* out->len may not grow beyond this */
+	size_t base;    /* where the budget that max_len ends started, for messages */
 	enum tmpl_escape esc;
 	const struct tmpl_partials *loader;
 	struct pcache loaded; /* loaded through loader during this render */
@@ -746,16 +749,19 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 				return -1;
 			break;
 		}
-		if (r->out->len - r->start > TMPL_MAX_OUTPUT)
+		if (r->out->len > r->max_len)
 			return render_error(r, t, nd,
-			                    "the output grows beyond the limit of %u bytes",
-			                    TMPL_MAX_OUTPUT);
+			                    "the output grows beyond the limit of %zu bytes",
+			                    r->max_len - r->base);
 	}
 	return 0;
 }
 
-int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
-                const struct tmpl_partials *partials, struct buf *out, struct err *e)
+/* Renders t into out, whose length may not grow beyond max_len; base is where the budget
+ * started, for the message that names the limit. */
+static int render_bounded(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                          const struct tmpl_partials *partials, size_t base, size_t max_len,
+                          struct buf *out, struct err *e)
 {
 	struct render r;
 	int rc;
@@ -763,6 +769,8 @@ int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape
 	memset(&r, 0, sizeof(r));
 	r.out = out;
 	r.start = out->len;
+	r.max_len = max_len;
+	r.base = base;
 	r.esc = esc;
 	r.loader = partials;
 	r.e = e;
@@ -778,4 +786,17 @@ int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape
 	buf_free(&r.indent);
 	pcache_free(&r.loaded);
 	return rc;
+}
+
+int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                const struct tmpl_partials *partials, struct buf *out, struct err *e)
+{
+	return render_bounded(t, data, esc, partials, out->len, out->len + TMPL_MAX_OUTPUT, out, e);
+}
+
+int tmpl_render_within(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                       const struct tmpl_partials *partials, size_t max_len, struct buf *out,
+                       struct err *e)
+{
+	return render_bounded(t, data, esc, partials, 0, max_len, out, e);
 }

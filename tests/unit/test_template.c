@@ -252,6 +252,43 @@ static void test_limits(void)
 		buf_adds(&src, "{{#a}}");
 	check_error(src.data, "{}", "nested deeper than 100", "section nesting is bounded");
 	buf_free(&src);
+
+	/* Partials that each include the next twice: 2^30 renders of the last, unless bounded. */
+	buf_init(&src);
+	for (int i = 0; i < 30; i++)
+		buf_printf(&src, "p%d: '{{>p%d}}{{>p%d}}'\n", i, i + 1, i + 1);
+	buf_adds(&src, "p30: 'x'\n");
+	check_error_p("{{>p0}}", "{}", src.data, "more than 10000000 steps",
+	              "partials that double at each level are stopped by the step bound");
+	buf_free(&src);
+}
+
+/* tmpl_render_within: several renders into one buffer share one bound. */
+static void test_shared_bound(void)
+{
+	const char *src = "{{v}}{{v}}";
+	struct ynode *d = yaml("v: '0123456789'");
+	struct tmpl *t = NULL;
+	struct buf out;
+	struct err e;
+
+	buf_init(&out);
+	if (!ok(tmpl_compile(src, strlen(src), "t", &t, &e) == 0, "compile for the shared bound")) {
+		ynode_free(d);
+		return;
+	}
+	ok(tmpl_render_within(t, d, TMPL_ESCAPE_NONE, NULL, 25, &out, &e) == 0 && out.len == 20,
+	   "20 bytes within a bound of 25");
+	ok(tmpl_render_within(t, d, TMPL_ESCAPE_NONE, NULL, 25, &out, &e) < 0 && out.len == 20 &&
+	       strcmp(out.data + 10, "0123456789") == 0 &&
+	       strstr(e.msg, "t:1:1: the output grows beyond the limit of 25 bytes") != NULL,
+	   "a second render that would pass the shared bound fails and adds nothing: %s", e.msg);
+	buf_reset(&out);
+	ok(tmpl_render(t, d, TMPL_ESCAPE_NONE, NULL, &out, &e) == 0 && out.len == 20,
+	   "tmpl_render has the bound of TMPL_MAX_OUTPUT of its own");
+	buf_free(&out);
+	tmpl_free(t);
+	ynode_free(d);
 }
 
 static void test_errors(void)
@@ -324,11 +361,11 @@ struct seen {
 	int calls, limit;
 };
 
-static int see_partial(void *ctx, const char *name, unsigned line, unsigned column)
+static int see_partial(void *ctx, const char *name, unsigned line, unsigned column, bool in_section)
 {
 	struct seen *s = ctx;
 
-	buf_printf(&s->out, "%s@%u:%u ", name, line, column);
+	buf_printf(&s->out, "%s@%u:%u%s ", name, line, column, in_section ? "(s)" : "");
 	return ++s->calls == s->limit ? -7 : 0;
 }
 
@@ -378,8 +415,9 @@ static void test_precompiled_partials(void)
 	is_str(tmpl_name(t), "t", "tmpl_name gives the name used in errors");
 	rc = tmpl_foreach_partial(t, see_partial, &seen);
 	ok(rc == 0, "tmpl_foreach_partial returns 0 when fn always does");
-	is_str(seen.out.data, "p@1:2 q@1:14 p@1:26 r@2:3 ",
-	       "every partial tag, in sections too, in source order, with its position");
+	is_str(seen.out.data, "p@1:2 q@1:14(s) p@1:26(s) r@2:3 ",
+	       "every partial tag, in sections too, in source order, with its position and "
+	       "whether a section (normal or inverted) holds it");
 	buf_reset(&seen.out);
 	seen.calls = 0;
 	seen.limit = 2;
@@ -425,6 +463,7 @@ int main(void)
 	test_sections();
 	test_partials();
 	test_limits();
+	test_shared_bound();
 	test_errors();
 	test_render_buffer();
 	test_precompiled_partials();
