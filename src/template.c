@@ -694,6 +694,18 @@ static int render_partial(struct render *r, const struct tmpl *t, const struct n
 	return rc;
 }
 
+/* Counts one step of the render: a node visited, or a turn of a loop (a loop over an empty
+ * body visits no node, and loops inside each other still multiply). */
+static int step(struct render *r, const struct tmpl *t, const struct node *n)
+{
+	if (++r->steps <= TMPL_MAX_STEPS)
+		return 0;
+	return render_error(r, t, n,
+	                    "rendering takes more than %lu steps (loops over long lists inside "
+	                    "each other?)",
+	                    TMPL_MAX_STEPS);
+}
+
 static int render_section(struct render *r, const struct tmpl *t, const struct node *n)
 {
 	const struct ynode *v = lookup(r, n);
@@ -710,6 +722,8 @@ static int render_section(struct render *r, const struct tmpl *t, const struct n
 		return rc;
 	}
 	for (size_t i = 0; rc == 0 && i < v->count; i++) {
+		if (step(r, t, n) < 0)
+			return -1;
 		push(r, v->values[i]);
 		rc = render_nodes(r, t, n->children, n->nchildren);
 		r->nstack--;
@@ -722,11 +736,8 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 	for (size_t i = 0; i < n; i++) {
 		const struct node *nd = &v[i];
 
-		if (++r->steps > TMPL_MAX_STEPS)
-			return render_error(r, t, nd,
-			                    "rendering takes more than %lu steps (loops over "
-			                    "long lists inside each other?)",
-			                    TMPL_MAX_STEPS);
+		if (step(r, t, nd) < 0)
+			return -1;
 		switch (nd->kind) {
 		case NODE_TEXT:
 			buf_add(r->out, nd->text, nd->len);

@@ -247,6 +247,17 @@ static void test_limits(void)
 	            "{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}",
 	            "l: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]",
 	            "more than 10000000 steps", "nested loops that output nothing still end");
+	/* Loops with nothing inside: each turn counts, though it visits no node. */
+	buf_init(&src);
+	buf_adds(&src, "l: [");
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&src, "%s%d", i > 0 ? "," : "", i);
+	buf_adds(&src, "]");
+	check_error("{{#l}}{{#l}}{{#l}}{{/l}}{{/l}}{{/l}}", src.data,
+	            "t:1:13: rendering takes more "
+	            "than 10000000 steps",
+	            "empty loops inside each other (10^9 turns) are bounded");
+	buf_free(&src);
 	buf_init(&src);
 	for (int i = 0; i < 101; i++)
 		buf_adds(&src, "{{#a}}");
