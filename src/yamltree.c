@@ -300,14 +300,20 @@ int ytree_parse(const char *data, size_t len, const char *name, struct ynode **o
 	int rc = -1;
 
 	*out = NULL;
+	/* UTF-8 only: libyaml would take a text that starts with a UTF-16 byte order mark for
+	 * UTF-16. (Telling it UTF-8 instead would make it keep a UTF-8 byte order mark.) */
+	if (len >= 2 && (((unsigned char)data[0] == 0xff && (unsigned char)data[1] == 0xfe) ||
+	                 ((unsigned char)data[0] == 0xfe && (unsigned char)data[1] == 0xff))) {
+		err_set(e,
+		        "%s:1:1: a UTF-16 byte order mark (0x%02x 0x%02x): the text must be UTF-8",
+		        name, (unsigned char)data[0], (unsigned char)data[1]);
+		return -1;
+	}
 	if (!yaml_parser_initialize(&b.parser)) {
 		err_set(e, "%s: cannot initialise the YAML parser", name);
 		return -1;
 	}
 	yaml_parser_set_input_string(&b.parser, (const unsigned char *)data, len);
-	/* UTF-8 only: libyaml would otherwise take a file that starts with 0xFF 0xFE or 0xFE 0xFF
-	 * for UTF-16, and the contract is UTF-8. */
-	yaml_parser_set_encoding(&b.parser, YAML_UTF8_ENCODING);
 	if (next_event(&b, &ev) < 0) /* STREAM-START */
 		goto out;
 	yaml_event_delete(&ev);

@@ -42,10 +42,20 @@ static void test_bad_text(void)
 	        "byte 0xFE");
 	refused("\xff\xfe"
 	        "a\0:\0 \0b\0\n\0",
-	        14, "t.yaml:1:1: invalid leading UTF-8 octet 0xff",
-	        "a UTF-16 byte order mark: the text must be UTF-8");
-	refused("\xfe\xff\0a\0:\0 \0b\0\n", 14, "t.yaml:1:1: invalid leading UTF-8 octet 0xfe",
+	        14, "t.yaml:1:1: a UTF-16 byte order mark (0xff 0xfe): the text must be UTF-8",
+	        "a UTF-16 byte order mark");
+	refused("\xfe\xff\0a\0:\0 \0b\0\n", 14,
+	        "t.yaml:1:1: a UTF-16 byte order mark (0xfe 0xff): the text must be UTF-8",
 	        "a UTF-16 big-endian byte order mark");
+	{
+		struct err e;
+		struct ynode *n = parse("\xef\xbb\xbf"
+		                        "a: 1\n",
+		                        &e);
+		ok(n != NULL && ynode_get(n, "a") != NULL,
+		   "a UTF-8 byte order mark is taken and skipped (%s)", e.msg);
+		ynode_free(n);
+	}
 	refused("x: \xc3\xa9\xc0\xaf\n", 8, "t.yaml:1:5: invalid length of a UTF-8 sequence",
 	        "an overlong form (C0 AF for '/'), after a two-byte character");
 	refused("x: \xe0\x80\xaf\n", 7, "t.yaml:1:4: invalid length of a UTF-8 sequence",
