@@ -126,7 +126,6 @@ static int apply_set(struct ynode *root, const char *arg, struct err *e)
 	const char *eq = strchr(arg, '=');
 	const char *p = arg;
 	struct ynode *node = root;
-
 	size_t depth = 1, bad;
 
 	if (eq == NULL || eq == arg) {

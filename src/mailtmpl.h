@@ -8,7 +8,9 @@
 #include "yamltree.h"
 
 /* A mail template is a directory NAME/ holding subject.mustache, text.mustache and optionally
- * html.mustache; partials are NAME/<partial>.mustache. The first of dirs that has NAME/ wins. */
+ * html.mustache; partials are NAME/<partial>.mustache. The first of dirs that has NAME/ wins.
+ * Loading fails, with file:line:column, on a partial that does not exist and on partials that
+ * include each other outside any section (without end, or deeper than the render allows). */
 struct mail_template;
 
 int mail_template_load(const char *const *dirs, size_t ndirs, const char *name,

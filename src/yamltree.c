@@ -81,7 +81,8 @@ static void offset_position(const struct ybuilder *b, size_t off, size_t *line, 
 	*column = 1;
 	if (off > b->len)
 		off = b->len;
-	for (size_t i = 0; i < off; i++) {
+	/* libyaml skips a UTF-8 byte order mark before it counts. */
+	for (size_t i = b->len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; i < off; i++) {
 		bool brk = s[i] == '\n' ||
 		           (s[i] == '\r' && (i + 1 >= b->len || s[i + 1] != '\n')) ||
 		           (s[i] == 0xc2 && i + 1 < off && s[i + 1] == 0x85) ||

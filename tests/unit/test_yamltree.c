@@ -58,6 +58,10 @@ static void test_bad_text(void)
 	}
 	refused("x: \xc3\xa9\xc0\xaf\n", 8, "t.yaml:1:5: invalid length of a UTF-8 sequence",
 	        "an overlong form (C0 AF for '/'), after a two-byte character");
+	refused("\xef\xbb\xbf"
+	        "x: \xff\n",
+	        8, "t.yaml:1:4: invalid leading UTF-8 octet 0xff",
+	        "after a UTF-8 byte order mark, columns count from after it");
 	refused("x: \xe0\x80\xaf\n", 7, "t.yaml:1:4: invalid length of a UTF-8 sequence",
 	        "an overlong three-byte form");
 	refused("x: \xed\xa0\x80\n", 7, "t.yaml:1:4: invalid Unicode character (U+D800)",
