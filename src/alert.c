@@ -10,28 +10,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "charset.h"
 #include "conf.h"
-
-static int scalar_field(const struct ynode *root, const char *key, char **out, struct err *e,
-                        const char *name)
-{
-	const struct ynode *n = ynode_get(root, key);
-
-	*out = NULL;
-	if (n == NULL || ynode_is_null(n))
-		return 0;
-	if (n->kind != YNODE_SCALAR) {
-		err_set(e, "%s:%u:%u: '%s' must be a string, not a %s", name, n->line, n->column,
-		        key, ynode_kind_name(n->kind));
-		return -1;
-	}
-	if (strlen(n->str) != n->len) {
-		err_set(e, "%s:%u:%u: '%s' contains a NUL byte", name, n->line, n->column, key);
-		return -1;
-	}
-	*out = xstrdup(n->str);
-	return 0;
-}
 
 /* Exactly n digits at p, as a number; -1 if any is not a digit (the string's end included). */
 static int digits(const char *p, int n)
@@ -166,11 +146,100 @@ char *alert_new_id(time_t now)
 	                 r[5], r[6], r[7]);
 }
 
+/* The well-known fields that are strings; labels is the other one. */
+static const char *const string_fields[] = {"id",     "channel",     "title",  "severity",
+                                            "source", "description", "status", "time"};
+
+static bool is_string_field(const char *key)
+{
+	for (size_t i = 0; i < sizeof(string_fields) / sizeof(string_fields[0]); i++)
+		if (strcmp(key, string_fields[i]) == 0)
+			return true;
+	return false;
+}
+
+/* An id is one line of text, short enough for a log line and a file of reasons. */
+static int check_id(const struct ynode *n, const char *name, struct err *e)
+{
+	const unsigned char *s = (const unsigned char *)n->str;
+	size_t i = 0, adv;
+
+	if (n->len > ALERT_ID_MAX) {
+		err_set(e, "%s:%u:%u: 'id' is %zu bytes long, more than the limit of %d", name,
+		        n->line, n->column, n->len, ALERT_ID_MAX);
+		return -1;
+	}
+	while (i < n->len) {
+		long cp = charset_utf8_decode(s + i, n->len - i, &adv);
+		char what[48];
+
+		if (cp < 0)
+			snprintf(what, sizeof(what), "a byte that is not UTF-8 (0x%02x", s[i]);
+		else if (charset_is_control(cp))
+			snprintf(what, sizeof(what), "a control character (U+%04lX", cp);
+		else
+			what[0] = '\0';
+		if (what[0] != '\0') {
+			err_set(
+			    e, "%s:%u:%u: 'id' contains %s at byte %zu): an id is one line of text",
+			    name, n->line, n->column, what, i + 1);
+			return -1;
+		}
+		i += adv;
+	}
+	return 0;
+}
+
+int alert_check_field(const struct ynode *tree, const char *key, const char *name, struct err *e)
+{
+	const struct ynode *n = ynode_get(tree, key);
+	time_t t;
+
+	if (n == NULL || ynode_is_null(n))
+		return 0;
+	if (strcmp(key, "labels") == 0) {
+		if (n->kind != YNODE_MAP) {
+			err_set(e, "%s:%u:%u: 'labels' must be a mapping of names to values", name,
+			        n->line, n->column);
+			return -1;
+		}
+		return 0;
+	}
+	if (!is_string_field(key))
+		return 0;
+	if (n->kind != YNODE_SCALAR) {
+		err_set(e, "%s:%u:%u: '%s' must be a string, not a %s", name, n->line, n->column,
+		        key, ynode_kind_name(n->kind));
+		return -1;
+	}
+	if (strlen(n->str) != n->len) {
+		err_set(e, "%s:%u:%u: '%s' contains a NUL byte", name, n->line, n->column, key);
+		return -1;
+	}
+	if (strcmp(key, "id") == 0)
+		return check_id(n, name, e);
+	if (strcmp(key, "time") == 0 && alert_parse_time(n->str, &t) < 0) {
+		err_set(e,
+		        "%s:%u:%u: time: expected an ISO 8601 date and time such as "
+		        "2026-11-25T07:45:00Z, got '%s'",
+		        name, n->line, n->column, n->str);
+		return -1;
+	}
+	return 0;
+}
+
+/* A checked string field, copied; NULL when absent or null. */
+static char *string_field(const struct ynode *tree, const char *key)
+{
+	const struct ynode *n = ynode_get(tree, key);
+
+	return n == NULL || ynode_is_null(n) ? NULL : xstrdup(n->str);
+}
+
 int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct alert **out,
                     struct err *e)
 {
 	struct alert *a = xcalloc(1, sizeof(*a));
-	char *time_in = NULL;
 
 	*out = NULL;
 	a->tree = tree;
@@ -179,47 +248,34 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
 		        tree->line, tree->column, ynode_kind_name(tree->kind));
 		goto fail;
 	}
-	if (scalar_field(tree, "id", &a->id, e, name) < 0 ||
-	    scalar_field(tree, "channel", &a->channel, e, name) < 0 ||
-	    scalar_field(tree, "title", &a->title, e, name) < 0 ||
-	    scalar_field(tree, "severity", &a->severity, e, name) < 0 ||
-	    scalar_field(tree, "source", &a->source, e, name) < 0 ||
-	    scalar_field(tree, "description", &a->description, e, name) < 0 ||
-	    scalar_field(tree, "status", &a->status, e, name) < 0 ||
-	    scalar_field(tree, "time", &time_in, e, name) < 0)
+	for (size_t i = 0; i < sizeof(string_fields) / sizeof(string_fields[0]); i++)
+		if (alert_check_field(tree, string_fields[i], name, e) < 0)
+			goto fail;
+	if (alert_check_field(tree, "labels", name, e) < 0)
 		goto fail;
+	a->id = string_field(tree, "id");
+	a->channel = string_field(tree, "channel");
+	a->title = string_field(tree, "title");
+	a->severity = string_field(tree, "severity");
+	a->source = string_field(tree, "source");
+	a->description = string_field(tree, "description");
+	a->status = string_field(tree, "status");
+	a->time_str = string_field(tree, "time");
 	if (a->id != NULL && a->id[0] == '\0') {
 		free(a->id);
 		a->id = NULL;
 	}
 	if (a->id == NULL)
 		a->id = alert_new_id(arrival);
-	if (time_in != NULL) {
-		if (alert_parse_time(time_in, &a->time) < 0) {
-			const struct ynode *n = ynode_get(tree, "time");
-			err_set(e, "%s:%u:%u: time: expected an ISO 8601 date and time such as "
-			        "2026-11-25T07:45:00Z, got '%s'",
-			        name, n->line, n->column, time_in);
-			goto fail;
-		}
-		a->time_str = time_in;
-		time_in = NULL;
+	if (a->time_str != NULL) {
+		alert_parse_time(a->time_str, &a->time);
 	} else {
 		a->time = arrival;
 		a->time_str = format_time(arrival);
 	}
-	{
-		const struct ynode *labels = ynode_get(tree, "labels");
-		if (labels != NULL && !ynode_is_null(labels) && labels->kind != YNODE_MAP) {
-			err_set(e, "%s:%u:%u: 'labels' must be a mapping of names to values", name,
-			        labels->line, labels->column);
-			goto fail;
-		}
-	}
 	*out = a;
 	return 0;
 fail:
-	free(time_in);
 	alert_free(a);
 	return -1;
 }

@@ -10,6 +10,8 @@
 
 /* The default of max_alert_size, the largest alert file taken into the spool or delivered. */
 #define ALERT_MAX_SIZE ((size_t)1 << 20)
+/* The longest id, in bytes: it is in every log line and reason about the alert. */
+#define ALERT_ID_MAX 256
 
 struct alert {
 	struct ynode *tree; /* the whole mapping, for templates */
@@ -30,6 +32,11 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
                     struct err *e);
 int alert_parse(const char *data, size_t len, const char *name, time_t arrival, struct alert **out,
                 struct err *e);
+/* Applies the rules of one well-known field to its value in tree (a mapping): the strings
+ * (id, channel, title, severity, source, description, status, time) are scalars without NUL
+ * bytes, the id one line of at most ALERT_ID_MAX bytes, the time ISO 8601, labels a mapping.
+ * Absent and null values, and other keys, pass. Returns 0, or -1 with e set. */
+int alert_check_field(const struct ynode *tree, const char *key, const char *name, struct err *e);
 void alert_free(struct alert *a);
 
 /* A fresh unique id: UTC time and random bits, e.g. 20261125T074559Z-1f3a9c0b2d4e6f70. */

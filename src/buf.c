@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
+
 static void oom(size_t n)
 {
 	fprintf(stderr, "alertmail: out of memory (%zu bytes)\n", n);
@@ -148,18 +150,15 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 
 void buf_add_escaped(struct buf *b, const char *s)
 {
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '\r')
-			buf_adds(b, "\\r");
-		else if (c == '\n')
-			buf_adds(b, "\\n");
-		else if (c == '\t')
-			buf_adds(b, "\\t");
-		else if (c < 0x20 || c == 0x7f)
-			buf_printf(b, "\\x%02x", c);
-		else
-			buf_addc(b, (char)c);
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0;
+
+	while (i < n) {
+		char t[8];
+		size_t adv, len = charset_escape_char(p + i, n - i, &adv, t);
+
+		buf_add(b, t, len);
+		i += adv;
 	}
 }
 

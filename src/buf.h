@@ -27,7 +27,8 @@ void buf_adds(struct buf *b, const char *s);
 void buf_addc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* Appends s with control characters written as \r, \n, \t or \xNN: safe for one log line. */
+/* Appends s with control characters and bytes that are not UTF-8 escaped (\r, \n, \t, \xNN,
+ * \uNNNN; see charset_escape_char): safe for one log line. */
 void buf_add_escaped(struct buf *b, const char *s);
 /* Hands the NUL-terminated contents to the caller and empties the buffer. */
 char *buf_steal(struct buf *b);

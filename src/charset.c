@@ -2,6 +2,7 @@
 
 #include "charset.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* By hand: <ctype.h> answers by locale, mail syntax is ASCII. */
@@ -52,16 +53,48 @@ long charset_utf8_decode(const unsigned char *s, size_t n, size_t *adv)
 	return cp;
 }
 
-bool charset_utf8_valid(const char *str)
+size_t charset_utf8_invalid_at(const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t n = strlen(str), i = 0;
+	size_t i = 0;
 
 	while (i < n) {
 		size_t adv;
 		if (charset_utf8_decode(s + i, n - i, &adv) < 0)
-			return false;
+			return i;
 		i += adv;
 	}
-	return true;
+	return n;
+}
+
+bool charset_utf8_valid(const char *str)
+{
+	size_t n = strlen(str);
+
+	return charset_utf8_invalid_at(str, n) == n;
+}
+
+bool charset_is_control(long cp)
+{
+	return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 ||
+	       cp == 0x2029;
+}
+
+size_t charset_escape_char(const unsigned char *s, size_t n, size_t *adv, char dst[8])
+{
+	long cp = charset_utf8_decode(s, n, adv);
+
+	if (cp < 0 || (cp < 0x20 && cp != '\n' && cp != '\r' && cp != '\t') || cp == 0x7f)
+		return (size_t)snprintf(dst, 8, "\\x%02x", s[0]);
+	if (cp == '\n' || cp == '\r' || cp == '\t') {
+		dst[0] = '\\';
+		dst[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+		dst[2] = '\0';
+		return 2;
+	}
+	if (charset_is_control(cp))
+		return (size_t)snprintf(dst, 8, "\\u%04lx", cp);
+	memcpy(dst, s, *adv);
+	dst[*adv] = '\0';
+	return *adv;
 }

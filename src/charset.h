@@ -15,5 +15,18 @@ bool charset_is_atext(unsigned char c);
 long charset_utf8_decode(const unsigned char *s, size_t n, size_t *adv);
 /* True when the whole NUL-terminated string is valid UTF-8 by the rules above. */
 bool charset_utf8_valid(const char *s);
+/* The offset of the first byte of s (n bytes) that is not valid UTF-8, or n when all are. */
+size_t charset_utf8_invalid_at(const char *s, size_t n);
+
+/* Characters that break a line or steer a terminal, and so must never reach a header or a
+ * log line as they are: the C0 controls, DEL, the C1 controls (NEL among them) and the
+ * Unicode line and paragraph separators (U+2028, U+2029). */
+bool charset_is_control(long cp);
+
+/* Writes into dst the text for the character at s (n > 0 bytes): the character itself, or
+ * an escape when it is a control (\n, \r, \t, \xNN for the other C0 controls and DEL,
+ * \uNNNN for the rest) or a byte that is not valid UTF-8 (\xNN). Sets *adv to the bytes
+ * consumed; returns the length written (dst is NUL-terminated). */
+size_t charset_escape_char(const unsigned char *s, size_t n, size_t *adv, char dst[8]);
 
 #endif

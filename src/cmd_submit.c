@@ -13,13 +13,13 @@
 
 #include "alert.h"
 #include "buf.h"
+#include "charset.h"
 #include "commands.h"
 #include "conf.h"
 #include "json.h"
 #include "route.h"
 #include "spool.h"
 #include "yamltree.h"
-
 
 #define USAGE "usage: alertmail submit [--channel NAME] [--set KEY=VALUE]... [FILE|-]\n"
 
@@ -61,7 +61,8 @@ static int read_input(const char *path, const char *name, size_t max, struct buf
 		if (n == 0)
 			break;
 		if (out->len + (size_t)n > max) {
-			err_set(e, "%s: larger than the limit of %zu bytes (max_alert_size)", name, max);
+			err_set(e, "%s: larger than the limit of %zu bytes (max_alert_size)", name,
+			        max);
 			goto fail;
 		}
 		buf_add(out, chunk, (size_t)n);
@@ -81,28 +82,31 @@ fail:
  * has no position in any file. */
 static void drop_position(struct err *e, const char *what)
 {
-	char prefix[600];
-	size_t n;
+	struct buf prefix;
 
-	snprintf(prefix, sizeof(prefix), "%s:0:0: ", what);
-	n = strlen(prefix);
-	if (strncmp(e->msg, prefix, n) == 0)
-		memmove(e->msg, e->msg + n, strlen(e->msg + n) + 1);
+	/* The message has what escaped, as err_set() wrote it. */
+	buf_init(&prefix);
+	buf_add_escaped(&prefix, what);
+	buf_adds(&prefix, ":0:0: ");
+	if (strncmp(e->msg, prefix.data, prefix.len) == 0)
+		memmove(e->msg, e->msg + prefix.len, strlen(e->msg + prefix.len) + 1);
+	buf_free(&prefix);
 }
 
-/* The alert rules (well-known fields are strings, labels a mapping, time ISO 8601) applied to
- * tree as changed by what. */
-static int check_changed(const struct ynode *tree, const char *what, struct err *e)
+/* The alert rules for the field that --set changed (the first part of its key), applied to
+ * tree as changed: only that field can have been made invalid, and the tree, which may be
+ * large, is neither copied nor checked whole for each --set. */
+static int check_changed(const struct ynode *tree, const char *arg, const char *what, struct err *e)
 {
-	struct alert *a;
+	char *key = xstrndup(arg, strcspn(arg, ".="));
+	int rc = alert_check_field(tree, key, what, e);
 
-	if (alert_from_tree(ynode_copy(tree), what, time(NULL), &a, e) < 0) {
+	free(key);
+	if (rc < 0) {
 		drop_position(e, what);
 		err_prefix(e, "%s", what);
-		return -1;
 	}
-	alert_free(a);
-	return 0;
+	return rc;
 }
 
 /* The value slot of key (klen bytes) in a mapping, or NULL. */
@@ -122,9 +126,26 @@ static int apply_set(struct ynode *root, const char *arg, struct err *e)
 	const char *eq = strchr(arg, '=');
 	const char *p = arg;
 	struct ynode *node = root;
+	size_t depth = 1, bad;
 
 	if (eq == NULL || eq == arg) {
 		err_set(e, "--set %s: expected KEY=VALUE", arg);
+		return -1;
+	}
+	/* The alert file is UTF-8, and so is what --set puts in it: a shell argument may be any
+	 * bytes. */
+	bad = charset_utf8_invalid_at(arg, strlen(arg));
+	if (bad < strlen(arg)) {
+		err_set(e, "--set %s: byte %zu (0x%02x) is not UTF-8", arg, bad + 1,
+		        (unsigned char)arg[bad]);
+		return -1;
+	}
+	for (const char *q = arg; q < eq; q++)
+		depth += *q == '.';
+	if (depth > YTREE_MAX_DEPTH) {
+		err_set(e,
+		        "--set %.40s...: the key has %zu parts; alerts nest at most %d levels deep",
+		        arg, depth, YTREE_MAX_DEPTH);
 		return -1;
 	}
 	for (;;) {
@@ -247,7 +268,7 @@ static int make_output(const struct submit_args *args, const struct buf *in, con
 
 			snprintf(what, sizeof(what), "--set %s", args->sets[i]);
 			if (apply_set(tree, args->sets[i], e) < 0 ||
-			    check_changed(tree, what, e) < 0) {
+			    check_changed(tree, args->sets[i], what, e) < 0) {
 				ynode_free(tree);
 				return -1;
 			}
@@ -265,6 +286,15 @@ static int make_output(const struct submit_args *args, const struct buf *in, con
 	if (id != NULL)
 		ynode_map_set(tree, "id", ynode_new_scalar(id, strlen(id), false));
 	free(id);
+	/* As the size, the structure must stay within what the daemon reads. */
+	if (ynode_count(tree) > YTREE_MAX_NODES) {
+		err_set(e,
+		        "with its changes the alert has %zu values (keys, values and list items), "
+		        "more than the limit of %d",
+		        ynode_count(tree), YTREE_MAX_NODES);
+		ynode_free(tree);
+		return -1;
+	}
 	json_add_node(out, tree, true);
 	buf_addc(out, '\n');
 	ynode_free(tree);

@@ -15,6 +15,8 @@
 #define LOCAL_MAX 64
 #define DOMAIN_MAX 253
 #define LABEL_MAX 63
+/* A whole mailbox, display name included, fits on one header line (RFC 5322 2.1.1). */
+#define MAILBOX_MAX 998
 
 static bool domain_ok(const char *d)
 {
@@ -87,7 +89,8 @@ int message_check_addr(const char *addr, struct err *e)
 			return -1;
 		}
 		if (*p == '<' || *p == '>') {
-			err_set(e, "address '%s' contains '%c': give the bare address here", addr, *p);
+			err_set(e, "address '%s' contains '%c': give the bare address here", addr,
+			        *p);
 			return -1;
 		}
 	}
@@ -114,19 +117,21 @@ int message_check_addr(const char *addr, struct err *e)
 		return -1;
 	}
 	if (local > LOCAL_MAX) {
-		err_set(e, "address '%s' has a local part longer than %d characters", addr, LOCAL_MAX);
+		err_set(e, "address '%s' has a local part longer than %d characters", addr,
+		        LOCAL_MAX);
 		return -1;
 	}
 	/* A dot-atom local part; quoted local parts are legal but not worth the risk here. */
 	for (i = 0; i < local; i++) {
 		if (addr[i] == '.') {
 			if (i == 0 || i + 1 == local || addr[i + 1] == '.') {
-				err_set(e, "address '%s' has a misplaced '.' in the local part", addr);
+				err_set(e, "address '%s' has a misplaced '.' in the local part",
+				        addr);
 				return -1;
 			}
 		} else if (!charset_is_atext((unsigned char)addr[i])) {
-			err_set(e, "address '%s' has an invalid character '%c' in the local part", addr,
-			        addr[i]);
+			err_set(e, "address '%s' has an invalid character '%c' in the local part",
+			        addr, addr[i]);
 			return -1;
 		}
 	}
@@ -179,6 +184,11 @@ int mailbox_parse(const char *in, struct mailbox *out, struct err *e)
 	out->addr = NULL;
 	if (in == NULL)
 		in = "";
+	if (strlen(in) > MAILBOX_MAX) {
+		err_set(e, "address '%.40s...' is %zu bytes long, more than the limit of %d", in,
+		        strlen(in), MAILBOX_MAX);
+		return -1;
+	}
 	for (p = in; *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
 
@@ -194,6 +204,17 @@ int mailbox_parse(const char *in, struct mailbox *out, struct err *e)
 	if (!charset_utf8_valid(in)) {
 		err_set(e, "address is not valid UTF-8");
 		return -1;
+	}
+	/* The other line breaks and controls of Unicode (NEL, U+2028, U+2029, C1), which a
+	 * display name could otherwise carry into a header. */
+	for (size_t i = 0, n = strlen(in), adv; i < n; i += adv) {
+		long cp = charset_utf8_decode((const unsigned char *)in + i, n - i, &adv);
+		if (charset_is_control(cp)) {
+			err_set(e,
+			        "address contains a control character or line separator (U+%04lX)",
+			        cp);
+			return -1;
+		}
 	}
 	for (s = in; *s == ' '; s++)
 		;
@@ -224,7 +245,8 @@ int mailbox_parse(const char *in, struct mailbox *out, struct err *e)
 			}
 			gt = p;
 		} else if ((*p == ',' || *p == ';') && (lt == NULL || gt != NULL)) {
-			err_set(e, "address '%s' holds more than one address (give one per item)", in);
+			err_set(e, "address '%s' holds more than one address (give one per item)",
+			        in);
 			return -1;
 		}
 	}

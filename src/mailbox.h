@@ -11,7 +11,8 @@ struct mailbox {
 };
 
 /* Parses "Name <local@domain>", "<local@domain>" or "local@domain". The display name may be
- * quoted. Refuses CR, LF, NUL, other control characters and anything that is not a single
+ * quoted. Refuses CR, LF, NUL, other control characters (C1, NEL, U+2028 and U+2029 too),
+ * text that is not UTF-8, more than 998 bytes in all, and anything that is not a single
  * plausible address. */
 int mailbox_parse(const char *in, struct mailbox *out, struct err *e);
 void mailbox_free(struct mailbox *m);

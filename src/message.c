@@ -78,8 +78,9 @@ static char *body_clean(const char *in)
 	return buf_steal(&b);
 }
 
-/* Header text: valid UTF-8, every control character (C0, DEL, C1) turned into a space, runs
- * of spaces collapsed, no space at either end. No CR or LF can survive into a header. */
+/* Header text: valid UTF-8, every control character (C0, DEL, C1, the line and paragraph
+ * separators) turned into a space, runs of spaces collapsed, no space at either end. No line
+ * break of any kind can survive into a header. */
 static char *header_clean(const char *in)
 {
 	const unsigned char *s = (const unsigned char *)in;
@@ -94,7 +95,7 @@ static char *header_clean(const char *in)
 		i += adv;
 		if (cp < 0)
 			cp = 0xfffd;
-		if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) {
+		if (cp == ' ' || charset_is_control(cp)) {
 			space = true;
 			continue;
 		}

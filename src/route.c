@@ -38,6 +38,7 @@ const struct channel *route_select(const struct config *c, const struct alert *a
 	}
 	if (c->default_channel != NULL)
 		return config_channel(c, c->default_channel);
-	err_set(e, "the alert names no channel, no route matches it and there is no default_channel");
+	err_set(e,
+	        "the alert names no channel, no route matches it and there is no default_channel");
 	return NULL;
 }

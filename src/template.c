@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Limits that keep a careless template or a hostile alert from hanging or swelling the daemon. */
-#define TMPL_MAX_NESTING 100        /* sections inside sections, checked when compiling */
-#define TMPL_MAX_PARTIAL_DEPTH 32   /* partials inside partials, checked when rendering */
-#define TMPL_MAX_OUTPUT (16u << 20) /* bytes added by one render */
-#define TMPL_MAX_STEPS 10000000ul   /* nodes visited by one render: nested loops multiply */
+/* Limits that keep a careless template or a hostile alert from hanging or swelling the daemon
+ * (with the partial depth and the output in template.h). */
+#define TMPL_MAX_NESTING 100      /* sections inside sections, checked when compiling */
+#define TMPL_MAX_STEPS 10000000ul /* nodes visited by one render: nested loops multiply */
 
 #define NPOS ((size_t)-1)
 
@@ -64,7 +63,7 @@ struct parser {
 	struct err *e;
 	const char *open, *close; /* the current delimiters: defaults or pointers into src */
 	size_t olen, clen;
-	size_t pos; /* first byte not yet turned into nodes */
+	size_t pos;                                /* first byte not yet turned into nodes */
 	struct frame frames[TMPL_MAX_NESTING + 1]; /* frames[0] is the template itself */
 	size_t depth;
 	size_t at; /* the offset that line and column describe, moving forward as parsing does */
@@ -208,7 +207,8 @@ static int parse_name(struct parser *p, size_t a, size_t b, size_t tag, struct n
 		return parse_error(p, tag, "expected a name in the tag");
 	for (size_t i = 0; i < len; i++)
 		if (is_space(s[i]) || s[i] == '\0')
-			return parse_error(p, tag, "expected one name in the tag, found '%.*s'", (int)len, s);
+			return parse_error(p, tag, "expected one name in the tag, found '%.*s'",
+			                   (int)len, s);
 	n->name = xstrndup(s, len);
 	if (len == 1 && s[0] == '.')
 		return 0;
@@ -216,7 +216,8 @@ static int parse_name(struct parser *p, size_t a, size_t b, size_t tag, struct n
 		if (i < len && s[i] != '.')
 			continue;
 		if (i == from)
-			return parse_error(p, tag, "expected a name between the dots of '%.*s'", (int)len, s);
+			return parse_error(p, tag, "expected a name between the dots of '%.*s'",
+			                   (int)len, s);
 		n->parts = xrealloc(n->parts, (n->nparts + 1) * sizeof(*n->parts));
 		n->parts[n->nparts++] = xstrndup(s + from, i - from);
 		from = i + 1;
@@ -238,7 +239,8 @@ static int set_delimiters(struct parser *p, size_t a, size_t b, size_t tag)
 	while (b2 < b && !is_space(p->src[b2]))
 		b2++;
 	if (b1 == a1 || b2 == a2 || b2 != b)
-		return parse_error(p, tag, "expected two delimiters separated by a space, as in {{=<%% %%>=}}");
+		return parse_error(
+		    p, tag, "expected two delimiters separated by a space, as in {{=<%% %%>=}}");
 	if (memchr(p->src + a1, '=', b1 - a1) != NULL || memchr(p->src + a2, '=', b2 - a2) != NULL)
 		return parse_error(p, tag, "a delimiter must not contain '='");
 	p->open = p->src + a1;
@@ -253,7 +255,8 @@ static int open_section(struct parser *p, size_t a, size_t b, size_t tag, bool i
 	struct frame *f;
 
 	if (p->depth >= TMPL_MAX_NESTING)
-		return parse_error(p, tag, "sections nested deeper than %d levels", TMPL_MAX_NESTING);
+		return parse_error(p, tag, "sections nested deeper than %d levels",
+		                   TMPL_MAX_NESTING);
 	f = &p->frames[++p->depth];
 	memset(f, 0, sizeof(*f));
 	f->proto.kind = inverted ? NODE_INVERTED : NODE_SECTION;
@@ -270,8 +273,9 @@ static int close_section(struct parser *p, size_t a, size_t b, size_t tag)
 		return parse_error(p, tag, "unexpected end of section '%.*s': no section is open",
 		                   (int)(b - a), p->src + a);
 	if (strlen(f->proto.name) != b - a || memcmp(f->proto.name, p->src + a, b - a) != 0)
-		return parse_error(p, tag, "expected the end of section '%s' (opened at %u:%u), found '%.*s'",
-		                   f->proto.name, f->proto.line, f->proto.column, (int)(b - a), p->src + a);
+		return parse_error(
+		    p, tag, "expected the end of section '%s' (opened at %u:%u), found '%.*s'",
+		    f->proto.name, f->proto.line, f->proto.column, (int)(b - a), p->src + a);
 	p->depth--;
 	n = emit(p, f->proto.kind, tag);
 	*n = f->proto;
@@ -310,7 +314,10 @@ static int parse_tag(struct parser *p, size_t start)
 		ce = find(p, cs, p->close, p->clen);
 	if (ce == NPOS)
 		return parse_error(p, start, "unclosed tag: expected '%s%.*s'",
-		                   sigil == '{' ? "}" : sigil == '=' ? "=" : "", (int)p->clen, p->close);
+		                   sigil == '{'   ? "}"
+		                   : sigil == '=' ? "="
+		                                  : "",
+		                   (int)p->clen, p->close);
 	end = ce + (sigil == '{' || sigil == '=' ? 1 : 0) + p->clen;
 
 	/* Standalone: only blanks before the tag on its line and after it up to the line end.
@@ -358,13 +365,15 @@ static int parse_tag(struct parser *p, size_t start)
 			n->text = xstrndup(p->src + ls, start - ls);
 			n->len = start - ls;
 		}
-		/* Partial names are looked up, not resolved through the context: no dot splitting. */
+		/* Partial names are looked up, not resolved through the context: no dot splitting.
+		 */
 		if (a == b)
 			return parse_error(p, start, "expected a partial name in the tag");
 		for (size_t i = a; i < b; i++)
 			if (is_space(p->src[i]) || p->src[i] == '\0')
-				return parse_error(p, start, "expected one partial name in the tag, found '%.*s'",
-				                   (int)(b - a), p->src + a);
+				return parse_error(
+				    p, start, "expected one partial name in the tag, found '%.*s'",
+				    (int)(b - a), p->src + a);
 		n->name = xstrndup(p->src + a, b - a);
 		return 0;
 	default:
@@ -402,8 +411,8 @@ int tmpl_compile(const char *src, size_t len, const char *name, struct tmpl **ou
 	if (rc == 0 && p->depth > 0) {
 		const struct node *s = &p->frames[p->depth].proto;
 		err_set(e, "%s:%u:%u: unclosed section '%s': expected %.*s/%s%.*s before the end",
-		        p->name, s->line, s->column, s->name, (int)p->olen, p->open, s->name, (int)p->clen,
-		        p->close);
+		        p->name, s->line, s->column, s->name, (int)p->olen, p->open, s->name,
+		        (int)p->clen, p->close);
 		rc = -1;
 	}
 	if (rc < 0) {
@@ -440,17 +449,18 @@ const char *tmpl_name(const struct tmpl *t)
 	return t->name;
 }
 
-static int foreach_partial(const struct node *v, size_t n,
-                           int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+static int foreach_partial(const struct node *v, size_t n, bool in_section,
+                           int (*fn)(void *ctx, const char *name, unsigned line, unsigned column,
+                                     bool in_section),
                            void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
 		int rc = 0;
 
 		if (v[i].kind == NODE_SECTION || v[i].kind == NODE_INVERTED)
-			rc = foreach_partial(v[i].children, v[i].nchildren, fn, ctx);
+			rc = foreach_partial(v[i].children, v[i].nchildren, true, fn, ctx);
 		else if (v[i].kind == NODE_PARTIAL)
-			rc = fn(ctx, v[i].name, v[i].line, v[i].column);
+			rc = fn(ctx, v[i].name, v[i].line, v[i].column, in_section);
 		if (rc != 0)
 			return rc;
 	}
@@ -458,10 +468,11 @@ static int foreach_partial(const struct node *v, size_t n,
 }
 
 int tmpl_foreach_partial(const struct tmpl *t,
-                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column,
+                                   bool in_section),
                          void *ctx)
 {
-	return foreach_partial(t->nodes, t->n, fn, ctx);
+	return foreach_partial(t->nodes, t->n, false, fn, ctx);
 }
 
 /* ---- rendering ---- */
@@ -512,22 +523,23 @@ static void pcache_free(struct pcache *c)
 
 struct render {
 	struct buf *out;
-	size_t start; /* out->len before rendering: the output limit counts what we add */
+	size_t start;   /* out->len before rendering */
+	size_t max_len; /* out->len may not grow beyond this */
+	size_t base;    /* where the budget that max_len ends started, for messages */
 	enum tmpl_escape esc;
 	const struct tmpl_partials *loader;
 	struct pcache loaded; /* loaded through loader during this render */
 	const struct ynode **stack;
 	size_t nstack, cap;
-	struct buf indent;  /* the current indentation is indent.data[indent_from..indent.len) */
+	struct buf indent; /* the current indentation is indent.data[indent_from..indent.len) */
 	size_t indent_from;
 	unsigned partial_depth;
 	unsigned long steps;
 	struct err *e;
 };
 
-__attribute__((format(printf, 4, 5))) static int render_error(struct render *r, const struct tmpl *t,
-                                                              const struct node *n, const char *fmt,
-                                                              ...)
+__attribute__((format(printf, 4, 5))) static int
+render_error(struct render *r, const struct tmpl *t, const struct node *n, const char *fmt, ...)
 {
 	char what[768];
 	va_list ap;
@@ -664,8 +676,10 @@ static int render_partial(struct render *r, const struct tmpl *t, const struct n
 	if (p == NULL)
 		return 0;
 	if (r->partial_depth >= TMPL_MAX_PARTIAL_DEPTH)
-		return render_error(r, t, n, "partials nested deeper than %d levels (does '%s' recurse "
-		                             "without end?)", TMPL_MAX_PARTIAL_DEPTH, n->name);
+		return render_error(r, t, n,
+		                    "partials nested deeper than %d levels (does '%s' recurse "
+		                    "without end?)",
+		                    TMPL_MAX_PARTIAL_DEPTH, n->name);
 	/* A standalone partial adds its indentation to the current one; an inline partial starts
 	 * afresh, as if its text had been pasted in place of the tag. */
 	if (n->standalone)
@@ -678,6 +692,18 @@ static int render_partial(struct render *r, const struct tmpl *t, const struct n
 	r->indent_from = from;
 	r->indent.len = len;
 	return rc;
+}
+
+/* Counts one step of the render: a node visited, or a turn of a loop (a loop over an empty
+ * body visits no node, and loops inside each other still multiply). */
+static int step(struct render *r, const struct tmpl *t, const struct node *n)
+{
+	if (++r->steps <= TMPL_MAX_STEPS)
+		return 0;
+	return render_error(r, t, n,
+	                    "rendering takes more than %lu steps (loops over long lists inside "
+	                    "each other?)",
+	                    TMPL_MAX_STEPS);
 }
 
 static int render_section(struct render *r, const struct tmpl *t, const struct node *n)
@@ -696,6 +722,8 @@ static int render_section(struct render *r, const struct tmpl *t, const struct n
 		return rc;
 	}
 	for (size_t i = 0; rc == 0 && i < v->count; i++) {
+		if (step(r, t, n) < 0)
+			return -1;
 		push(r, v->values[i]);
 		rc = render_nodes(r, t, n->children, n->nchildren);
 		r->nstack--;
@@ -708,16 +736,16 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 	for (size_t i = 0; i < n; i++) {
 		const struct node *nd = &v[i];
 
-		if (++r->steps > TMPL_MAX_STEPS)
-			return render_error(r, t, nd, "rendering takes more than %lu steps (loops over "
-			                              "long lists inside each other?)", TMPL_MAX_STEPS);
+		if (step(r, t, nd) < 0)
+			return -1;
 		switch (nd->kind) {
 		case NODE_TEXT:
 			buf_add(r->out, nd->text, nd->len);
 			break;
 		case NODE_INDENT:
 			if (r->indent.len > r->indent_from)
-				buf_add(r->out, r->indent.data + r->indent_from, r->indent.len - r->indent_from);
+				buf_add(r->out, r->indent.data + r->indent_from,
+				        r->indent.len - r->indent_from);
 			break;
 		case NODE_VAR:
 			put_value(r, lookup(r, nd), nd->escape);
@@ -732,15 +760,19 @@ static int render_nodes(struct render *r, const struct tmpl *t, const struct nod
 				return -1;
 			break;
 		}
-		if (r->out->len - r->start > TMPL_MAX_OUTPUT)
-			return render_error(r, t, nd, "the output grows beyond the limit of %u bytes",
-			                    TMPL_MAX_OUTPUT);
+		if (r->out->len > r->max_len)
+			return render_error(r, t, nd,
+			                    "the output grows beyond the limit of %zu bytes",
+			                    r->max_len - r->base);
 	}
 	return 0;
 }
 
-int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
-                const struct tmpl_partials *partials, struct buf *out, struct err *e)
+/* Renders t into out, whose length may not grow beyond max_len; base is where the budget
+ * started, for the message that names the limit. */
+static int render_bounded(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                          const struct tmpl_partials *partials, size_t base, size_t max_len,
+                          struct buf *out, struct err *e)
 {
 	struct render r;
 	int rc;
@@ -748,6 +780,8 @@ int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape
 	memset(&r, 0, sizeof(r));
 	r.out = out;
 	r.start = out->len;
+	r.max_len = max_len;
+	r.base = base;
 	r.esc = esc;
 	r.loader = partials;
 	r.e = e;
@@ -763,4 +797,17 @@ int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape
 	buf_free(&r.indent);
 	pcache_free(&r.loaded);
 	return rc;
+}
+
+int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                const struct tmpl_partials *partials, struct buf *out, struct err *e)
+{
+	return render_bounded(t, data, esc, partials, out->len, out->len + TMPL_MAX_OUTPUT, out, e);
+}
+
+int tmpl_render_within(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                       const struct tmpl_partials *partials, size_t max_len, struct buf *out,
+                       struct err *e)
+{
+	return render_bounded(t, data, esc, partials, 0, max_len, out, e);
 }

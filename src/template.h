@@ -2,6 +2,7 @@
 #ifndef ALERTMAIL_TEMPLATE_H
 #define ALERTMAIL_TEMPLATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -14,6 +15,11 @@ enum tmpl_escape {
 };
 
 struct tmpl; /* a compiled template */
+
+/* Bounds of one render: partials inside partials at most this deep, and at most this many
+ * bytes of output (a render that would add more fails, leaving nothing). */
+#define TMPL_MAX_PARTIAL_DEPTH 32
+#define TMPL_MAX_OUTPUT ((size_t)16 << 20)
 
 /* Partials are looked up by name when first rendered. compiled(), when set, is asked first and
  * returns a partial compiled in advance (it stays the caller's), or NULL to go on to load().
@@ -30,15 +36,23 @@ int tmpl_compile(const char *src, size_t len, const char *name, struct tmpl **ou
  * YAML null/false (plain), empty lists. Partial depth is bounded. */
 int tmpl_render(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
                 const struct tmpl_partials *partials, struct buf *out, struct err *e);
+/* The same, bounded instead by out->len, which may not grow beyond max_len: several renders
+ * into one buffer share one budget that way. */
+int tmpl_render_within(const struct tmpl *t, const struct ynode *data, enum tmpl_escape esc,
+                       const struct tmpl_partials *partials, size_t max_len, struct buf *out,
+                       struct err *e);
 void tmpl_free(struct tmpl *t);
 
 /* The name given to tmpl_compile() ("template" when it was NULL), as errors use it. */
 const char *tmpl_name(const struct tmpl *t);
 /* Calls fn for every partial tag in t, sections included, in source order, with the tag's
- * position; lets a caller find and compile partials in advance. Stops at the first non-zero
- * value fn returns and returns it; 0 otherwise. */
+ * position and whether it is inside a section (normal or inverted: rendered only as the data
+ * decide); lets a caller find and compile partials in advance, and find partials that would
+ * include each other whatever the data. Stops at the first non-zero value fn returns and
+ * returns it; 0 otherwise. */
 int tmpl_foreach_partial(const struct tmpl *t,
-                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column),
+                         int (*fn)(void *ctx, const char *name, unsigned line, unsigned column,
+                                   bool in_section),
                          void *ctx);
 
 #endif

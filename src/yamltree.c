@@ -16,8 +16,11 @@
 struct ybuilder {
 	yaml_parser_t parser;
 	const char *name;
+	const char *data; /* the input, for the position of a reader error */
+	size_t len;
 	struct err *e;
 	unsigned depth;
+	size_t nodes; /* built so far, keys included */
 };
 
 static struct ynode *node_new(enum ynode_kind kind, const yaml_mark_t *m)
@@ -67,17 +70,58 @@ static void node_push(struct ynode *n, struct ynode *key, struct ynode *value)
 	n->count++;
 }
 
+/* libyaml gives a reader error (bytes that are not UTF-8, a control character) a byte offset
+ * instead of a mark: line and column are counted here the way libyaml counts them, in
+ * characters, with CR LF, CR, LF, NEL, LS and PS each ending a line. */
+static void offset_position(const struct ybuilder *b, size_t off, size_t *line, size_t *column)
+{
+	const unsigned char *s = (const unsigned char *)b->data;
+
+	*line = 1;
+	*column = 1;
+	if (off > b->len)
+		off = b->len;
+	/* libyaml skips a UTF-8 byte order mark before it counts. */
+	for (size_t i = b->len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; i < off; i++) {
+		bool brk = s[i] == '\n' ||
+		           (s[i] == '\r' && (i + 1 >= b->len || s[i + 1] != '\n')) ||
+		           (s[i] == 0xc2 && i + 1 < off && s[i + 1] == 0x85) ||
+		           (s[i] == 0xe2 && i + 2 < off && s[i + 1] == 0x80 &&
+		            (s[i + 2] == 0xa8 || s[i + 2] == 0xa9));
+		if (brk) {
+			(*line)++;
+			*column = 1;
+			i += s[i] == 0xc2 ? 1 : s[i] == 0xe2 ? 2 : 0;
+		} else if ((s[i] & 0xc0) != 0x80 && s[i] != '\r') {
+			(*column)++;
+		}
+	}
+}
+
 static int parser_error(struct ybuilder *b)
 {
 	const yaml_parser_t *p = &b->parser;
 	const char *what = p->problem ? p->problem : "malformed YAML";
+	size_t line, column;
 
-	if (p->context != NULL)
+	if (p->error == YAML_READER_ERROR) {
+		offset_position(b, p->problem_offset, &line, &column);
+		if (p->problem_value < 0)
+			err_set(b->e, "%s:%zu:%zu: %s (the text must be UTF-8)", b->name, line,
+			        column, what);
+		else if (strstr(what, "octet") != NULL)
+			err_set(b->e, "%s:%zu:%zu: %s 0x%02x (the text must be UTF-8)", b->name,
+			        line, column, what, (unsigned)p->problem_value);
+		else
+			err_set(b->e, "%s:%zu:%zu: %s (U+%04X)", b->name, line, column, what,
+			        (unsigned)p->problem_value);
+	} else if (p->context != NULL) {
 		err_set(b->e, "%s:%zu:%zu: %s %s (line %zu)", b->name, p->problem_mark.line + 1,
 		        p->problem_mark.column + 1, what, p->context, p->context_mark.line + 1);
-	else
+	} else {
 		err_set(b->e, "%s:%zu:%zu: %s", b->name, p->problem_mark.line + 1,
 		        p->problem_mark.column + 1, what);
+	}
 	return -1;
 }
 
@@ -90,6 +134,65 @@ static int next_event(struct ybuilder *b, yaml_event_t *ev)
 
 static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out);
 
+/* A key and its place in its mapping, for check_duplicates(). */
+struct keyref {
+	const struct ynode *key;
+	size_t index;
+};
+
+static bool same_key(const struct ynode *a, const struct ynode *b)
+{
+	return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+}
+
+static int keyref_cmp(const void *pa, const void *pb)
+{
+	const struct keyref *a = pa, *b = pb;
+	size_t n = a->key->len < b->key->len ? a->key->len : b->key->len;
+	int c = memcmp(a->key->str, b->key->str, n);
+
+	if (c != 0)
+		return c;
+	if (a->key->len != b->key->len)
+		return a->key->len < b->key->len ? -1 : 1;
+	/* Equal keys stay in document order: each run starts with the first occurrence. */
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Duplicate keys, found by sorting the keys rather than comparing each with all the others:
+ * a mapping of many keys must not take quadratic time. Of several duplicates, the one that
+ * comes first in the document is reported. */
+static int check_duplicates(struct ybuilder *b, const struct ynode *n)
+{
+	struct keyref *r;
+	size_t run = 0, dup = 0, first = 0;
+
+	if (n->count < 2)
+		return 0;
+	r = xmalloc(n->count * sizeof(*r));
+	for (size_t i = 0; i < n->count; i++) {
+		r[i].key = n->keys[i];
+		r[i].index = i;
+	}
+	qsort(r, n->count, sizeof(*r), keyref_cmp);
+	for (size_t i = 1; i < n->count; i++) {
+		if (!same_key(r[i].key, r[run].key)) {
+			run = i;
+			continue;
+		}
+		/* The second of a run is the first repetition of that key. */
+		if (i == run + 1 && (dup == 0 || r[i].index < r[dup].index)) {
+			dup = i;
+			first = run;
+		}
+	}
+	if (dup > 0)
+		err_set(b->e, "%s:%u:%u: duplicate key '%s' (first at line %u)", b->name,
+		        r[dup].key->line, r[dup].key->column, r[dup].key->str, r[first].key->line);
+	free(r);
+	return dup > 0 ? -1 : 0;
+}
+
 static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t end)
 {
 	for (;;) {
@@ -100,7 +203,7 @@ static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t
 			return -1;
 		if (ev.type == end) {
 			yaml_event_delete(&ev);
-			return 0;
+			return n->kind == YNODE_MAP ? check_duplicates(b, n) : 0;
 		}
 		if (build_node(b, &ev, n->kind == YNODE_MAP ? &key : &value) < 0)
 			return -1;
@@ -112,17 +215,6 @@ static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t
 				        ynode_kind_name(key->kind));
 				ynode_free(key);
 				return -1;
-			}
-			for (size_t i = 0; i < n->count; i++) {
-				if (n->keys[i]->len == key->len &&
-				    memcmp(n->keys[i]->str, key->str, key->len) == 0) {
-					err_set(b->e,
-					        "%s:%u:%u: duplicate key '%s' (first at line %u)",
-					        b->name, key->line, key->column, key->str,
-					        n->keys[i]->line);
-					ynode_free(key);
-					return -1;
-				}
 			}
 			if (next_event(b, &ev) < 0) {
 				ynode_free(key);
@@ -144,6 +236,15 @@ static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
 	int rc = 0;
 
 	*out = NULL;
+	if ((ev->type == YAML_SCALAR_EVENT || ev->type == YAML_MAPPING_START_EVENT ||
+	     ev->type == YAML_SEQUENCE_START_EVENT) &&
+	    ++b->nodes > YTREE_MAX_NODES) {
+		err_set(b->e, "%s:%zu:%zu: more than %d values (keys, values and list items)",
+		        b->name, ev->start_mark.line + 1, ev->start_mark.column + 1,
+		        YTREE_MAX_NODES);
+		yaml_event_delete(ev);
+		return -1;
+	}
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
 		n = node_new(YNODE_SCALAR, &ev->start_mark);
@@ -194,12 +295,21 @@ static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
 
 int ytree_parse(const char *data, size_t len, const char *name, struct ynode **out, struct err *e)
 {
-	struct ybuilder b = {.name = name, .e = e};
+	struct ybuilder b = {.name = name, .data = data, .len = len, .e = e};
 	struct ynode *root = NULL;
 	yaml_event_t ev;
 	int rc = -1;
 
 	*out = NULL;
+	/* UTF-8 only: libyaml would take a text that starts with a UTF-16 byte order mark for
+	 * UTF-16. (Telling it UTF-8 instead would make it keep a UTF-8 byte order mark.) */
+	if (len >= 2 && (((unsigned char)data[0] == 0xff && (unsigned char)data[1] == 0xfe) ||
+	                 ((unsigned char)data[0] == 0xfe && (unsigned char)data[1] == 0xff))) {
+		err_set(e,
+		        "%s:1:1: a UTF-16 byte order mark (0x%02x 0x%02x): the text must be UTF-8",
+		        name, (unsigned char)data[0], (unsigned char)data[1]);
+		return -1;
+	}
 	if (!yaml_parser_initialize(&b.parser)) {
 		err_set(e, "%s: cannot initialise the YAML parser", name);
 		return -1;
@@ -417,6 +527,15 @@ struct ynode *ynode_copy(const struct ynode *n)
 	for (size_t i = 0; i < n->count; i++)
 		node_push(c, n->kind == YNODE_MAP ? ynode_copy(n->keys[i]) : NULL,
 		          ynode_copy(n->values[i]));
+	return c;
+}
+
+size_t ynode_count(const struct ynode *n)
+{
+	size_t c = 1;
+
+	for (size_t i = 0; i < n->count; i++)
+		c += (n->kind == YNODE_MAP ? 1 : 0) + ynode_count(n->values[i]);
 	return c;
 }
 

@@ -28,10 +28,14 @@ struct ynode {
 	struct ynode **values;
 };
 
-/* Limits that keep a hostile document bounded. */
+/* Limits that keep a hostile document bounded: mappings and lists nested at most this deep,
+ * and at most this many nodes (keys, values and list items) in one document, which bounds
+ * the memory of the tree whatever the size of the file (a node costs about 100 bytes, however
+ * short its text). */
 #define YTREE_MAX_DEPTH 64
+#define YTREE_MAX_NODES 100000
 
-/* Parses one YAML (or JSON) document. Aliases and duplicate keys are errors.
+/* Parses one YAML (or JSON) document, UTF-8. Aliases and duplicate keys are errors.
  * An empty document gives an empty map. The error names name:line:column. */
 int ytree_parse(const char *data, size_t len, const char *name, struct ynode **out, struct err *e);
 int ytree_parse_file(const char *path, size_t max_size, struct ynode **out, struct err *e);
@@ -54,6 +58,8 @@ struct ynode *ynode_new_scalar(const char *s, size_t len, bool plain);
 void ynode_map_set(struct ynode *map, const char *key, struct ynode *value);
 void ynode_seq_add(struct ynode *seq, struct ynode *item);
 struct ynode *ynode_copy(const struct ynode *n);
+/* The nodes of the tree n, itself and the keys included, as YTREE_MAX_NODES counts them. */
+size_t ynode_count(const struct ynode *n);
 
 const char *ynode_kind_name(enum ynode_kind k);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alert.h"
+#include "buf.h"
 #include "conf.h"
 #include "tap.h"
 
@@ -164,6 +165,67 @@ static void test_from_tree(void)
 	       "an alert that is not a mapping");
 	a = parse("title: \"a\\0b\"\n", &e);
 	ok(a == NULL && strstr(e.msg, "'title' contains a NUL byte") != NULL, "NUL byte refused");
+	a = parse("title: t\nsource: \"db\\x00\"\n", &e);
+	is_str(a == NULL ? e.msg : NULL, "a.yaml:2:9: 'source' contains a NUL byte",
+	       "NUL byte in another string field refused, with position");
+	a = parse("title: t\nlabels: {k: \"a\\0b\"}\n", &e);
+	ok(a != NULL, "a NUL byte in a label is data: the templates render it safely");
+	alert_free(a);
+
+	/* The id is one line of text, at most ALERT_ID_MAX bytes: it goes into logs and reasons. */
+	a = parse("id: \"a\\nb\"\n", &e);
+	is_str(a == NULL ? e.msg : NULL,
+	       "a.yaml:1:5: 'id' contains a control character (U+000A at byte 2): an id is one "
+	       "line of text",
+	       "an id with a line break refused");
+	a = parse("id: \"a\\rb\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "U+000D") != NULL, "an id with a CR refused");
+	a = parse("id: \"ab\\Lc\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "(U+2028 at byte 3)") != NULL,
+	   "an id with a line separator refused: %s", e.msg);
+	a = parse("id: \"ab\\x1b[2J\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "U+001B") != NULL, "an id with ESC refused");
+	a = parse("id: \"x\\x9b\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "U+009B") != NULL, "an id with a C1 control refused");
+	{
+		char *src = xasprintf("id: %0*d\n", ALERT_ID_MAX, 7);
+		a = parse(src, &e);
+		ok(a != NULL && strlen(a->id) == ALERT_ID_MAX, "an id of %d bytes is taken",
+		   ALERT_ID_MAX);
+		alert_free(a);
+		free(src);
+		src = xasprintf("id: %0*d\n", ALERT_ID_MAX + 1, 7);
+		a = parse(src, &e);
+		ok(a == NULL && strstr(e.msg, "a.yaml:1:5: 'id' is 257 bytes long, more than the "
+		                              "limit of 256") != NULL,
+		   "an id of one byte more is refused: %s", e.msg);
+		free(src);
+	}
+	a = parse("id: \"caf\xc3\xa9 \xe2\x9c\x93\"\n", &e);
+	ok(a != NULL, "an id with spaces and non-ASCII is fine");
+	alert_free(a);
+
+	/* alert_check_field: one field's rules, for submit --set. */
+	{
+		struct ynode *t = ynode_new_map();
+		ynode_map_set(t, "title", ynode_new_map());
+		ynode_map_set(t, "time", ynode_new_scalar("never", 5, false));
+		ynode_map_set(t, "other", ynode_new_map());
+		ynode_map_set(t, "id", ynode_new_scalar("a\xff", 2, false));
+		ok(alert_check_field(t, "title", "x", &e) < 0 && strstr(e.msg, "'title' must be a "
+		                                                               "string") != NULL,
+		   "check_field: title as a mapping");
+		ok(alert_check_field(t, "time", "x", &e) < 0 &&
+		       strstr(e.msg, "time: expected") != NULL,
+		   "check_field: a bad time");
+		ok(alert_check_field(t, "id", "x", &e) < 0 &&
+		       strstr(e.msg, "a byte that is not UTF-8 (0xff at byte 2)") != NULL,
+		   "check_field: an id that is not UTF-8: %s", e.msg);
+		ok(alert_check_field(t, "other", "x", &e) == 0 &&
+		       alert_check_field(t, "labels", "x", &e) == 0,
+		   "check_field: other keys and absent fields pass");
+		ynode_free(t);
+	}
 
 	/* From a tree made by the program, as alertmail test does. */
 	{

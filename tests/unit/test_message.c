@@ -318,8 +318,10 @@ static void test_qp(void)
 	free(s);
 	free(in);
 	s = qp("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=b");
-	is_str(s, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=\r\n=3Db",
-	       "qp: an escape is never split by a soft break");
+	is_str(
+	    s,
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=\r\n=3Db",
+	    "qp: an escape is never split by a soft break");
 	free(s);
 	s = qp("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa \n");
 	ok(strstr(s, "=\r\n=20\r\n") != NULL, "qp: trailing space at column 76 moves, encoded");
@@ -390,15 +392,39 @@ static void test_headers(void)
 	       "subject: adjacent encoded words share one run, the space inside");
 	free(s);
 	s = subject_of("x_\xc3\xa9?=\"(,)<@>.:;[\\]");
-	is_str(s, "Subject: =?UTF-8?Q?x=5F=C3=A9=3F=3D=22=28=2C=29=3C=40=3E=2E=3A=3B=5B=5C=5D?=\r\n",
+	is_str(s,
+	       "Subject: =?UTF-8?Q?x=5F=C3=A9=3F=3D=22=28=2C=29=3C=40=3E=2E=3A=3B=5B=5C=5D?=\r\n",
 	       "subject: '_', '?', '=' and phrase specials are escaped inside encoded words");
 	free(s);
 	s = subject_of("see =?UTF-8?Q?x?= here");
 	is_str(s, "Subject: see =?UTF-8?Q?=3D=3FUTF-8=3FQ=3Fx=3F=3D?= here\r\n",
 	       "subject: a word that looks encoded is encoded, so it reads literally");
 	free(s);
-	s = subject_of("  a \t\t b\x01\x7f" "c\xc2\x85" "d  ");
-	is_str(s, "Subject: a b c d\r\n", "subject: controls become spaces, runs collapse, ends trim");
+	s = subject_of("  a \t\t b\x01\x7f"
+	               "c\xc2\x85"
+	               "d  ");
+	is_str(s, "Subject: a b c d\r\n",
+	       "subject: controls become spaces, runs collapse, ends trim");
+	free(s);
+	s = subject_of("a\xe2\x80\xa8"
+	               "b\xe2\x80\xa9"
+	               "c\xc2\x9b"
+	               "d\r\n\r\ne");
+	is_str(s, "Subject: a b c d e\r\n",
+	       "subject: LS, PS, CSI (C1) and CR LF become spaces, never a line");
+	free(s);
+	s = subject_of("x\r\nBcc: victim@example.com\r\n\r\nbody");
+	is_str(s, "Subject: x Bcc: victim@example.com body\r\n",
+	       "subject: an injected header stays text in the one Subject line");
+	free(s);
+	s = subject_of("=?utf-8?q?=0D=0ABcc:_victim@example.com?=");
+	ok(header_lines(s) == 1 && strstr(s, "=?utf-8?q?") == NULL,
+	   "subject: an encoded word from the data is itself encoded, so it reads literally: %s",
+	   s);
+	dec = header_decode(s, &bad);
+	is_str(dec, "=?utf-8?q?=0D=0ABcc:_victim@example.com?=",
+	       "subject: ... and decodes to the text as given, no CR LF");
+	free(dec);
 	free(s);
 	s = subject_of("bad \xff byte");
 	is_str(s, "Subject: bad =?UTF-8?Q?=EF=BF=BD?= byte\r\n",
@@ -438,9 +464,10 @@ static void test_headers(void)
 	in = repeat("u", 300);
 	check_encoded_subject(in, in, "with a 300-character word");
 	free(in);
-	check_encoded_subject("[FIRING] h\xc3\xb4te \xe6\x9d\xb1\xe4\xba\xac db-01 is down \xf0\x9f\x94\xa5",
-	                      "[FIRING] h\xc3\xb4te \xe6\x9d\xb1\xe4\xba\xac db-01 is down \xf0\x9f\x94\xa5",
-	                      "mixing plain and encoded words");
+	check_encoded_subject(
+	    "[FIRING] h\xc3\xb4te \xe6\x9d\xb1\xe4\xba\xac db-01 is down \xf0\x9f\x94\xa5",
+	    "[FIRING] h\xc3\xb4te \xe6\x9d\xb1\xe4\xba\xac db-01 is down \xf0\x9f\x94\xa5",
+	    "mixing plain and encoded words");
 	for (size_t k = 0; k < 12; k++) {
 		/* Shift the encoded run across the line so every cut position is tried. */
 		char *pad = repeat("p", k * 3 + 1);
@@ -460,14 +487,15 @@ static void test_headers(void)
 
 	/* Injection: whatever the subject holds, exactly one header field comes out. */
 	static const char *const evil[] = {
-		"Alert\r\nBcc: evil@x",
-		"Alert\nBcc: evil@x",
-		"Alert\rBcc: evil@x",
-		"Alert\r\n\r\nbody",
-		"Alert\r\n Bcc: evil@x",
-		"\r\nBcc: evil@x\r\n",
-		"Caf\xc3\xa9\r\nBcc: evil@x",
-		("Alert\xc2\x85" "Bcc: evil@x"),
+	    "Alert\r\nBcc: evil@x",
+	    "Alert\nBcc: evil@x",
+	    "Alert\rBcc: evil@x",
+	    "Alert\r\n\r\nbody",
+	    "Alert\r\n Bcc: evil@x",
+	    "\r\nBcc: evil@x\r\n",
+	    "Caf\xc3\xa9\r\nBcc: evil@x",
+	    ("Alert\xc2\x85"
+	     "Bcc: evil@x"),
 	};
 	for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
 		s = subject_of(evil[i]);
@@ -555,6 +583,23 @@ static void test_mailbox(void)
 	bad_mailbox("a@b..c", "an empty domain label", "invalid domain");
 	bad_mailbox("a@exa mple.com", "a space in the domain", "space");
 	bad_mailbox("\xff <a@b>", "invalid UTF-8", "UTF-8");
+	bad_mailbox("Na\xc2\x85me <a@b>", "a NEL in the display name", "U+0085");
+	bad_mailbox("Na\xe2\x80\xa8me <a@b>", "an LS in the display name", "U+2028");
+	bad_mailbox("Na\xe2\x80\xa9me <a@b>", "a PS in the display name", "U+2029");
+	bad_mailbox("Na\xc2\x9bme <a@b>", "a C1 control (CSI) in the display name", "U+009B");
+	bad_mailbox("\"a\\\"\" <x@y>\"", "a quote after the address", "text after '>'");
+	bad_mailbox("a@b\r\nRCPT TO:<evil@example.com>", "RCPT TO injection", "line break");
+	bad_mailbox("<a@b>\rDATA", "a bare CR and a command", "line break");
+	s = repeat("n", 993);
+	in = xasprintf("%s <a@b>", s);
+	bad_mailbox(in, "a 999-byte mailbox", "more than the limit of 998");
+	free(in);
+	free(s);
+	s = repeat("n", 992);
+	in = xasprintf("%s <a@b>", s);
+	good_mailbox(in, s, "a@b");
+	free(in);
+	free(s);
 	bad_mailbox("\xc3\xa4@example.com", "a non-ASCII address", "non-ASCII");
 	s = repeat("l", 65);
 	in = xasprintf("%s@example.com", s);
@@ -634,10 +679,12 @@ static void test_message_id(void)
 	       "msgid: a double dot (not a dot-atom) is hashed");
 	free(a);
 	a = message_id_for("a.", "example.org");
-	ok(strncmp(a, "<alert.", 7) == 0 && strlen(a) == 7 + 32 + 13, "msgid: a trailing dot is hashed");
+	ok(strncmp(a, "<alert.", 7) == 0 && strlen(a) == 7 + 32 + 13,
+	   "msgid: a trailing dot is hashed");
 	free(a);
 	a = message_id_for("", "example.org");
-	is_str(a, "<alert.e3b0c44298fc1c149afbf4c8996fb924@example.org>", "msgid: an empty id is hashed");
+	is_str(a, "<alert.e3b0c44298fc1c149afbf4c8996fb924@example.org>",
+	       "msgid: an empty id is hashed");
 	free(a);
 	a = message_id_for("x\r\nBcc: y", "example.org");
 	ok(strchr(a, '\r') == NULL && strchr(a, ' ') == NULL, "msgid: CR LF in the id cannot leak");
@@ -659,11 +706,11 @@ static void test_compose(void)
 {
 	struct mailbox from = {"Alertmail", "alerts@example.org"};
 	struct mailbox to[] = {
-		{NULL, "ops@example.com"},
-		{"Ops, Night", "night@example.com"},
+	    {NULL, "ops@example.com"},
+	    {"Ops, Night", "night@example.com"},
 	};
-	struct message_in in = {&from, to, 1, "Disk full", "Line 1\nLine 2\n", NULL, "abc-123",
-	                        1700000000};
+	struct message_in in = {&from, to,        1,         "Disk full", "Line 1\nLine 2\n",
+	                        NULL,  "abc-123", 1700000000};
 	struct err e = {{0}};
 	struct buf out;
 	const char *p;
@@ -688,7 +735,8 @@ static void test_compose(void)
 
 	in.text = "no final newline";
 	in.date = 0;
-	ok(compose(&in, &out, &e) == 0 && strncmp(out.data, "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n", 39) == 0,
+	ok(compose(&in, &out, &e) == 0 &&
+	       strncmp(out.data, "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n", 39) == 0,
 	   "compose: the epoch as a date");
 	ok(lines_ok(out.data, 998) && strstr(out.data, "\r\n\r\nno final newline\r\n") != NULL,
 	   "compose: the message ends in CRLF even when the text does not");
@@ -709,7 +757,8 @@ static void test_compose(void)
 	in.date = 1700000000;
 	ok(compose(&in, &out, &e) == 0, "compose: text and HTML");
 	ok(lines_ok(out.data, 998), "compose: every line ends in CRLF, none over 998");
-	ok(strstr(out.data, "\r\nTo: ops@example.com, \"Ops, Night\" <night@example.com>\r\n") != NULL,
+	ok(strstr(out.data, "\r\nTo: ops@example.com, \"Ops, Night\" <night@example.com>\r\n") !=
+	       NULL,
 	   "compose: To lists every recipient, a display name with a comma quoted");
 	ok(strstr(out.data, "\nBcc") == NULL && strstr(out.data, "Bcc: evil@x\r\nMIME") != NULL,
 	   "compose: CR LF in the subject becomes a space");
@@ -721,8 +770,10 @@ static void test_compose(void)
 	ok(p != NULL && strstr(p, "text/plain") < strstr(p, "text/html") &&
 	       strstr(p, "text/plain") != NULL,
 	   "compose: the text part comes first");
-	ok(strstr(out.data, "bad =EF=BF=BD byte") != NULL, "compose: invalid UTF-8 in a body becomes U+FFFD");
-	ok(strstr(out.data, "<p>caf=C3=A9</p>\r\n") != NULL, "compose: the HTML part in quoted-printable");
+	ok(strstr(out.data, "bad =EF=BF=BD byte") != NULL,
+	   "compose: invalid UTF-8 in a body becomes U+FFFD");
+	ok(strstr(out.data, "<p>caf=C3=A9</p>\r\n") != NULL,
+	   "compose: the HTML part in quoted-printable");
 	{
 		struct buf closing;
 
@@ -750,12 +801,14 @@ static void test_compose(void)
 
 		in2.from = &evil;
 		ok(compose(&in2, &out, &e) == 0 && strstr(out.data, "\nBcc") == NULL &&
-		       strstr(out.data, "From: \"Ops Bcc: evil@x\" <alerts@example.org>\r\n") != NULL,
+		       strstr(out.data, "From: \"Ops Bcc: evil@x\" <alerts@example.org>\r\n") !=
+		           NULL,
 		   "compose: CR LF in a display name becomes a space");
 		buf_free(&out);
 		evil.display = "=?UTF-8?Q?x?=";
 		ok(compose(&in2, &out, &e) == 0 &&
-		       strstr(out.data, "From: =?UTF-8?Q?=3D=3FUTF-8=3FQ=3Fx=3F=3D?= <alerts") != NULL,
+		       strstr(out.data, "From: =?UTF-8?Q?=3D=3FUTF-8=3FQ=3Fx=3F=3D?= <alerts") !=
+		           NULL,
 		   "compose: a display name that looks encoded is encoded");
 		buf_free(&out);
 	}
@@ -804,12 +857,14 @@ static void test_compose(void)
 			many[i].display = names[i];
 			many[i].addr = i == 9 ? "last-person@example.com" : "oncall@example.com";
 		}
-		many[3].display = "\xc3\x85sa \xc3\x96" "berg";
+		many[3].display = "\xc3\x85sa \xc3\x96"
+		                  "berg";
 		in.to = many;
 		in.nto = 10;
 		ok(compose(&in, &out, &e) == 0, "compose: ten recipients");
 		p = strstr(out.data, "\r\nTo:");
-		u = p != NULL ? xstrndup(p + 2, (size_t)(strstr(p, "\r\nSubject:") - p)) : xstrdup("");
+		u = p != NULL ? xstrndup(p + 2, (size_t)(strstr(p, "\r\nSubject:") - p))
+		              : xstrdup("");
 		ok(lines_ok(u, 78), "compose: the To field folds within 78 columns");
 		free(u);
 		u = unfold(out.data);
@@ -817,7 +872,8 @@ static void test_compose(void)
 		             "number 1 <oncall@example.com>, On-call person number 2 "
 		             "<oncall@example.com>, =?UTF-8?Q?=C3=85sa_=C3=96berg?= "
 		             "<oncall@example.com>, ") != NULL &&
-		       strstr(u, "On-call person number 9 <last-person@example.com>\r\nSubject:") != NULL,
+		       strstr(u, "On-call person number 9 <last-person@example.com>\r\nSubject:") !=
+		           NULL,
 		   "compose: the unfolded To holds every mailbox, comma-separated");
 		free(u);
 		buf_free(&out);
@@ -826,8 +882,47 @@ static void test_compose(void)
 	}
 }
 
+/* ---- Messages and log text: data shown escaped, one line ---- */
+
+static void test_escaping(void)
+{
+	struct err e;
+	struct buf b;
+	char *s;
+
+	err_set(&e, "bad '%s'", "a\r\nb\tc\x1b[2J\x7f");
+	is_str(e.msg, "bad 'a\\r\\nb\\tc\\x1b[2J\\x7f'",
+	       "err_set: C0 controls and DEL in the data are escaped");
+	err_set(&e, "bad '%s'", "x\xc2\x85y\xe2\x80\xa8z\xe2\x80\xa9\xc2\x9b\xc3\xa9");
+	is_str(e.msg, "bad 'x\\u0085y\\u2028z\\u2029\\u009b\xc3\xa9'",
+	       "err_set: NEL, LS, PS and C1 are escaped, other UTF-8 kept");
+	err_set(&e, "bad '%s'",
+	        "a\xff"
+	        "b\xc0\xaf");
+	is_str(e.msg, "bad 'a\\xffb\\xc0\\xaf'",
+	       "err_set: bytes that are not UTF-8 are shown as \\xNN");
+	s = repeat("\xc3\xa9", 600);
+	err_set(&e, "%s", s);
+	ok(strlen(e.msg) == 1022 && strncmp(e.msg + 1020, "\xc3\xa9", 2) == 0,
+	   "err_set: a long message is cut between characters (%zu bytes)", strlen(e.msg));
+	free(s);
+	s = repeat("\n", 600);
+	err_set(&e, "%s", s);
+	ok(strlen(e.msg) == 1022 && strspn(e.msg, "\\n") == 1022,
+	   "err_set: ... and between escapes (%zu bytes)", strlen(e.msg));
+	free(s);
+	err_set(&e, "inner");
+	err_prefix(&e, "outer %s", "x\ny");
+	is_str(e.msg, "outer x\\ny: inner", "err_prefix: the prefix is escaped too");
+	buf_init(&b);
+	buf_add_escaped(&b, "a\nb\xe2\x80\xa8\xff");
+	is_str(b.data, "a\\nb\\u2028\\xff", "buf_add_escaped: the same rules");
+	buf_free(&b);
+}
+
 int main(void)
 {
+	test_escaping();
 	test_qp();
 	test_headers();
 	test_mailbox();

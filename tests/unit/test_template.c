@@ -37,8 +37,8 @@ static int map_partial(void *ctx, const char *name, struct buf *src)
 }
 
 /* Compiles and renders; returns the output, or NULL with the error in e. */
-static char *render_p(const char *src, const char *data, enum tmpl_escape esc,
-                      const char *partials, struct err *e)
+static char *render_p(const char *src, const char *data, enum tmpl_escape esc, const char *partials,
+                      struct err *e)
 {
 	struct ynode *d = data != NULL ? yaml(data) : NULL;
 	struct ynode *p = partials != NULL ? yaml(partials) : NULL;
@@ -77,8 +77,8 @@ static void check(const char *src, const char *data, enum tmpl_escape esc, const
 }
 
 /* Expects compiling or rendering to fail with an error that contains want. */
-static void check_error_p(const char *src, const char *data, const char *partials,
-                          const char *want, const char *what)
+static void check_error_p(const char *src, const char *data, const char *partials, const char *want,
+                          const char *what)
 {
 	struct err e;
 	char *got = render_p(src, data, TMPL_ESCAPE_HTML, partials, &e);
@@ -105,7 +105,8 @@ static void test_escaping(void)
 	check("{{{x}}}|{{&x}}", data, TMPL_ESCAPE_HTML, "a & b \"c\" <d> it's|a & b \"c\" <d> it's",
 	      "html: triple mustache and ampersand are not escaped");
 	check("{{x}}", data, TMPL_ESCAPE_NONE, "a & b \"c\" <d> it's", "none: nothing is escaped");
-	check("{{x}}={{{x}}}", "x: '<&>'", TMPL_ESCAPE_NONE, "<&>=<&>", "none: {{x}} equals {{{x}}}");
+	check("{{x}}={{{x}}}", "x: '<&>'", TMPL_ESCAPE_NONE, "<&>=<&>",
+	      "none: {{x}} equals {{{x}}}");
 	check("{{#l}}{{.}}{{/l}}", "l: ['<', \"'\"]", TMPL_ESCAPE_HTML, "&lt;&#39;",
 	      "html: implicit iterator is escaped");
 	check("<p>{{x}}</p>", "x: plain text", TMPL_ESCAPE_HTML, "<p>plain text</p>",
@@ -133,15 +134,16 @@ static void test_truthiness(void)
 		const char *data;
 		const char *want;
 	} cases[] = {
-		{"v: false", "no"},     {"v: False", "no"},   {"v: ~", "no"},      {"v: null", "no"},
-		{"v:", "no"},           {"v: []", "no"},      {"v: 'false'", "yes"}, {"v: \"\"", "yes"},
-		{"v: 0", "yes"},        {"v: true", "yes"},   {"v: {}", "yes"},    {"v: [0]", "yes"},
-		{"v: 'null'", "yes"},   {"v: text", "yes"},
+	    {"v: false", "no"},   {"v: False", "no"}, {"v: ~", "no"},        {"v: null", "no"},
+	    {"v:", "no"},         {"v: []", "no"},    {"v: 'false'", "yes"}, {"v: \"\"", "yes"},
+	    {"v: 0", "yes"},      {"v: true", "yes"}, {"v: {}", "yes"},      {"v: [0]", "yes"},
+	    {"v: 'null'", "yes"}, {"v: text", "yes"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct err e;
-		char *got = render("{{#v}}yes{{/v}}{{^v}}no{{/v}}", cases[i].data, TMPL_ESCAPE_HTML, &e);
+		char *got =
+		    render("{{#v}}yes{{/v}}{{^v}}no{{/v}}", cases[i].data, TMPL_ESCAPE_HTML, &e);
 		is_str(got, cases[i].want, "truthiness of '%s'", cases[i].data);
 		free(got);
 	}
@@ -190,9 +192,10 @@ static void test_partials(void)
 	check_error_p("{{>a}}", "{}", "a: '{{>b}}'\nb: '{{>a}}'", "b:1:1: partials nested deeper",
 	              "mutually recursive partials: the error names the innermost tag");
 	/* Leaves need their own empty list: a missing one would be found in the parent. */
-	got = render_p("{{>node}}",
-	               "{name: r, kids: [{name: a, kids: [{name: b, kids: []}]}, {name: c, kids: []}]}",
-	               TMPL_ESCAPE_HTML, "node: '{{name}}({{#kids}}{{>node}}{{/kids}})'", &e);
+	got = render_p(
+	    "{{>node}}",
+	    "{name: r, kids: [{name: a, kids: [{name: b, kids: []}]}, {name: c, kids: []}]}",
+	    TMPL_ESCAPE_HTML, "node: '{{name}}({{#kids}}{{>node}}{{/kids}})'", &e);
 	is_str(got, "r(a(b())c())", "recursion ended by the data works");
 	free(got);
 	got = render_p("<ul>\n  {{>item}}\n</ul>\n", "{}", TMPL_ESCAPE_HTML,
@@ -211,7 +214,8 @@ static void test_partials(void)
 	free(got);
 	check_error_p("ok\n{{>bad}}", "{}", "bad: \"fine\\n{{#x}}\"", "partial 'bad'",
 	              "a partial that does not compile is named in the error");
-	check_error_p("ok\n{{>bad}}", "{}", "bad: \"fine\\n{{#x}}\"", "bad:2:1: unclosed section 'x'",
+	check_error_p("ok\n{{>bad}}", "{}", "bad: \"fine\\n{{#x}}\"",
+	              "bad:2:1: unclosed section 'x'",
 	              "the error gives the position inside the partial");
 }
 
@@ -220,33 +224,82 @@ static void test_limits(void)
 	struct buf src;
 
 	/* 30 * 30 * 30 copies of a 1 KiB string is about 27 MB. */
-	check_error("{{#l}}{{#l}}{{#l}}{{s}}{{/l}}{{/l}}{{/l}}",
-	            "s: '"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "................................................................................"
-	            "'\n"
-	            "l: [1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10]",
-	            "limit of 16777216 bytes", "output size is bounded");
+	check_error(
+	    "{{#l}}{{#l}}{{#l}}{{s}}{{/l}}{{/l}}{{/l}}",
+	    "s: '"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "................................................................................"
+	    "'\n"
+	    "l: [1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10]",
+	    "limit of 16777216 bytes", "output size is bounded");
 	check_error("{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}"
 	            "{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}",
-	            "l: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]", "more than 10000000 steps",
-	            "nested loops that output nothing still end");
+	            "l: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]",
+	            "more than 10000000 steps", "nested loops that output nothing still end");
+	/* Loops with nothing inside: each turn counts, though it visits no node. */
+	buf_init(&src);
+	buf_adds(&src, "l: [");
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&src, "%s%d", i > 0 ? "," : "", i);
+	buf_adds(&src, "]");
+	check_error("{{#l}}{{#l}}{{#l}}{{/l}}{{/l}}{{/l}}", src.data,
+	            "t:1:13: rendering takes more "
+	            "than 10000000 steps",
+	            "empty loops inside each other (10^9 turns) are bounded");
+	buf_free(&src);
 	buf_init(&src);
 	for (int i = 0; i < 101; i++)
 		buf_adds(&src, "{{#a}}");
 	check_error(src.data, "{}", "nested deeper than 100", "section nesting is bounded");
 	buf_free(&src);
+
+	/* Partials that each include the next twice: 2^30 renders of the last, unless bounded. */
+	buf_init(&src);
+	for (int i = 0; i < 30; i++)
+		buf_printf(&src, "p%d: '{{>p%d}}{{>p%d}}'\n", i, i + 1, i + 1);
+	buf_adds(&src, "p30: 'x'\n");
+	check_error_p("{{>p0}}", "{}", src.data, "more than 10000000 steps",
+	              "partials that double at each level are stopped by the step bound");
+	buf_free(&src);
+}
+
+/* tmpl_render_within: several renders into one buffer share one bound. */
+static void test_shared_bound(void)
+{
+	const char *src = "{{v}}{{v}}";
+	struct ynode *d = yaml("v: '0123456789'");
+	struct tmpl *t = NULL;
+	struct buf out;
+	struct err e;
+
+	buf_init(&out);
+	if (!ok(tmpl_compile(src, strlen(src), "t", &t, &e) == 0, "compile for the shared bound")) {
+		ynode_free(d);
+		return;
+	}
+	ok(tmpl_render_within(t, d, TMPL_ESCAPE_NONE, NULL, 25, &out, &e) == 0 && out.len == 20,
+	   "20 bytes within a bound of 25");
+	ok(tmpl_render_within(t, d, TMPL_ESCAPE_NONE, NULL, 25, &out, &e) < 0 && out.len == 20 &&
+	       strcmp(out.data + 10, "0123456789") == 0 &&
+	       strstr(e.msg, "t:1:1: the output grows beyond the limit of 25 bytes") != NULL,
+	   "a second render that would pass the shared bound fails and adds nothing: %s", e.msg);
+	buf_reset(&out);
+	ok(tmpl_render(t, d, TMPL_ESCAPE_NONE, NULL, &out, &e) == 0 && out.len == 20,
+	   "tmpl_render has the bound of TMPL_MAX_OUTPUT of its own");
+	buf_free(&out);
+	tmpl_free(t);
+	ynode_free(d);
 }
 
 static void test_errors(void)
@@ -259,7 +312,8 @@ static void test_errors(void)
 	check_error("{{#a}}\n{{#b}}\n{{/a}}\n{{/b}}", "{}",
 	            "t:3:1: expected the end of section 'b' (opened at 2:1), found 'a'",
 	            "sections closed in the wrong order");
-	check_error("x {{/a}}", "{}", "t:1:3: unexpected end of section 'a'", "end without a section");
+	check_error("x {{/a}}", "{}", "t:1:3: unexpected end of section 'a'",
+	            "end without a section");
 	check_error("{{}}", "{}", "t:1:1: expected a name", "empty tag");
 	check_error("{{ a b }}", "{}", "expected one name in the tag, found 'a b'", "two names");
 	check_error("{{a..b}}", "{}", "expected a name between the dots", "empty dotted part");
@@ -267,7 +321,8 @@ static void test_errors(void)
 	check_error("{{>}}", "{}", "expected a partial name", "empty partial tag");
 	check_error("x\n{{=<% %>}}", "{}", "t:2:1: unclosed tag: expected '=}}'",
 	            "set delimiters without the closing '='");
-	check_error("{{=<%=}}", "{}", "expected two delimiters", "set delimiters with one delimiter");
+	check_error("{{=<%=}}", "{}", "expected two delimiters",
+	            "set delimiters with one delimiter");
 	check_error("{{=<% %> !=}}", "{}", "expected two delimiters",
 	            "set delimiters with three delimiters");
 	check_error("{{= =}}", "{}", "expected two delimiters", "set delimiters with none");
@@ -317,11 +372,11 @@ struct seen {
 	int calls, limit;
 };
 
-static int see_partial(void *ctx, const char *name, unsigned line, unsigned column)
+static int see_partial(void *ctx, const char *name, unsigned line, unsigned column, bool in_section)
 {
 	struct seen *s = ctx;
 
-	buf_printf(&s->out, "%s@%u:%u ", name, line, column);
+	buf_printf(&s->out, "%s@%u:%u%s ", name, line, column, in_section ? "(s)" : "");
 	return ++s->calls == s->limit ? -7 : 0;
 }
 
@@ -354,7 +409,8 @@ static void test_precompiled_partials(void)
 	struct ynode *d = yaml("x: 1");
 	struct ynode *map = yaml("{pre: loaded, inner: I, other: O}");
 	struct two_sources ts = {.map = map};
-	struct tmpl_partials both = {.compiled = compiled_partial, .load = load_partial, .ctx = &ts};
+	struct tmpl_partials both = {
+	    .compiled = compiled_partial, .load = load_partial, .ctx = &ts};
 	struct tmpl_partials compiled_only = {.compiled = compiled_partial, .ctx = &ts};
 	struct buf out;
 	struct err e;
@@ -362,20 +418,23 @@ static void test_precompiled_partials(void)
 
 	buf_init(&seen.out);
 	buf_init(&out);
-	if (!ok(tmpl_compile(src, strlen(src), "t", &t, &e) == 0, "compile a template with partials")) {
+	if (!ok(tmpl_compile(src, strlen(src), "t", &t, &e) == 0,
+	        "compile a template with partials")) {
 		diag("%s", e.msg);
 		goto out;
 	}
 	is_str(tmpl_name(t), "t", "tmpl_name gives the name used in errors");
 	rc = tmpl_foreach_partial(t, see_partial, &seen);
 	ok(rc == 0, "tmpl_foreach_partial returns 0 when fn always does");
-	is_str(seen.out.data, "p@1:2 q@1:14 p@1:26 r@2:3 ",
-	       "every partial tag, in sections too, in source order, with its position");
+	is_str(seen.out.data, "p@1:2 q@1:14(s) p@1:26(s) r@2:3 ",
+	       "every partial tag, in sections too, in source order, with its position and "
+	       "whether a section (normal or inverted) holds it");
 	buf_reset(&seen.out);
 	seen.calls = 0;
 	seen.limit = 2;
 	rc = tmpl_foreach_partial(t, see_partial, &seen);
-	ok(rc == -7 && seen.calls == 2, "tmpl_foreach_partial stops at the first non-zero value of fn");
+	ok(rc == -7 && seen.calls == 2,
+	   "tmpl_foreach_partial stops at the first non-zero value of fn");
 
 	if (!ok(tmpl_compile(pre_src, strlen(pre_src), "pre", &pre, &e) == 0,
 	        "compile a partial in advance")) {
@@ -415,6 +474,7 @@ int main(void)
 	test_sections();
 	test_partials();
 	test_limits();
+	test_shared_bound();
 	test_errors();
 	test_render_buffer();
 	test_precompiled_partials();

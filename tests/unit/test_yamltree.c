@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include "buf.h"
 #include "tap.h"
 #include "yamltree.h"
 
@@ -13,6 +14,153 @@ static struct ynode *parse(const char *s, struct err *e)
 	if (ytree_parse(s, strlen(s), "t.yaml", &n, e) < 0)
 		return NULL;
 	return n;
+}
+
+/* Parses len bytes (NULs included) and expects an error that contains want. */
+static void refused(const char *s, size_t len, const char *want, const char *what)
+{
+	struct ynode *n = NULL;
+	struct err e;
+
+	e.msg[0] = '\0';
+	if (ytree_parse(s, len, "t.yaml", &n, &e) == 0) {
+		ok(0, "%s: refused", what);
+		ynode_free(n);
+		return;
+	}
+	if (!ok(strstr(e.msg, want) != NULL, "%s: %s", what, e.msg))
+		diag("want: %s", want);
+}
+
+/* Input that is not UTF-8, or holds characters YAML does not allow: refused with the
+ * position of the offending byte, counted in characters as libyaml counts its marks. */
+static void test_bad_text(void)
+{
+	refused("a: 1\ntitle: ab\xff\n", 17, "t.yaml:2:10: invalid leading UTF-8 octet 0xff",
+	        "byte 0xFF");
+	refused("a: 1\ntitle: ab\xfe\n", 17, "t.yaml:2:10: invalid leading UTF-8 octet 0xfe",
+	        "byte 0xFE");
+	refused("\xff\xfe"
+	        "a\0:\0 \0b\0\n\0",
+	        14, "t.yaml:1:1: a UTF-16 byte order mark (0xff 0xfe): the text must be UTF-8",
+	        "a UTF-16 byte order mark");
+	refused("\xfe\xff\0a\0:\0 \0b\0\n", 14,
+	        "t.yaml:1:1: a UTF-16 byte order mark (0xfe 0xff): the text must be UTF-8",
+	        "a UTF-16 big-endian byte order mark");
+	{
+		struct err e;
+		struct ynode *n = parse("\xef\xbb\xbf"
+		                        "a: 1\n",
+		                        &e);
+		ok(n != NULL && ynode_get(n, "a") != NULL,
+		   "a UTF-8 byte order mark is taken and skipped (%s)", e.msg);
+		ynode_free(n);
+	}
+	refused("x: \xc3\xa9\xc0\xaf\n", 8, "t.yaml:1:5: invalid length of a UTF-8 sequence",
+	        "an overlong form (C0 AF for '/'), after a two-byte character");
+	refused("\xef\xbb\xbf"
+	        "x: \xff\n",
+	        8, "t.yaml:1:4: invalid leading UTF-8 octet 0xff",
+	        "after a UTF-8 byte order mark, columns count from after it");
+	refused("x: \xe0\x80\xaf\n", 7, "t.yaml:1:4: invalid length of a UTF-8 sequence",
+	        "an overlong three-byte form");
+	refused("x: \xed\xa0\x80\n", 7, "t.yaml:1:4: invalid Unicode character (U+D800)",
+	        "a surrogate in UTF-8");
+	refused("x: 1\r\ny: 2\rz: \xe2\x82", 16, "t.yaml:3:4: incomplete UTF-8 octet sequence",
+	        "a sequence cut by the end of the file, after CR LF and CR line ends");
+	refused("x: \xe2\x82z\n", 7, "t.yaml:1:5: invalid trailing UTF-8 octet 0x7a",
+	        "a sequence cut by an ASCII byte");
+	refused("a: 1\nb: x\0y\n", 12, "t.yaml:2:5: control characters are not allowed (U+0000)",
+	        "a NUL byte in the file");
+	refused("a: \x1b[31m\n", 10, "t.yaml:1:4: control characters are not allowed (U+001B)",
+	        "an ESC byte in the file");
+	refused("a: 1\xc2\x85"
+	        "b: \xef\xbf\xbf\n",
+	        14, "t.yaml:2:4: control characters are not allowed (U+FFFF)",
+	        "U+FFFF, on the line after a NEL (a line break for YAML)");
+	refused("a: \"x\\ud800y\"\n", 14, "t.yaml:1:", "a surrogate escape in a quoted string");
+	refused("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+	        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+	        "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+	        160, "t.yaml:2:8: YAML aliases (*a) are not supported",
+	        "billion laughs: refused at the first alias, before anything is expanded");
+	{
+		/* NUL and line breaks through escapes are values, kept whole with their length. */
+		struct err e;
+		struct ynode *n = parse("a: \"x\\0y\\r\\nz\\L\"\n", &e);
+		const struct ynode *v = ynode_get(n, "a");
+		ok(v != NULL && v->len == 9 && memcmp(v->str, "x\0y\r\nz\xe2\x80\xa8", 9) == 0,
+		   "escaped NUL, CR, LF and LS are kept in the value, with its length");
+		ynode_free(n);
+	}
+}
+
+/* Documents built to be expensive: deep, wide, long. */
+static void test_bounds(void)
+{
+	struct buf b;
+	struct ynode *n;
+	struct err e;
+
+	buf_init(&b);
+	buf_adds(&b, "a: ");
+	for (int i = 0; i < 10000; i++)
+		buf_addc(&b, '[');
+	for (int i = 0; i < 10000; i++)
+		buf_addc(&b, ']');
+	refused(b.data, b.len, "t.yaml:1:67: nested deeper than 64 levels",
+	        "10,000 levels of lists");
+	buf_reset(&b);
+	buf_adds(&b, "a: ");
+	for (int i = 0; i < 10000; i++)
+		buf_adds(&b, "{a: ");
+	buf_adds(&b, "1");
+	for (int i = 0; i < 10000; i++)
+		buf_addc(&b, '}');
+	refused(b.data, b.len, "t.yaml:1:256: nested deeper than 64 levels",
+	        "10,000 levels of mappings");
+	buf_reset(&b);
+	for (int i = 0; i < 70; i++)
+		buf_printf(&b, "%*sk:\n", 2 * i, "");
+	refused(b.data, b.len, "t.yaml:65:129: nested deeper than 64 levels",
+	        "block mappings nested 70 deep");
+
+	/* 49,999 keys: 99,999 nodes with the root, within the limit; the sort finds the one
+	 * duplicate, reported where it is, with its first occurrence. */
+	buf_reset(&b);
+	for (int i = 0; i < 49999; i++)
+		buf_printf(&b, "k%d: %d\n", i, i);
+	n = parse(b.data, &e);
+	ok(n != NULL && n->count == 49999 && ynode_count(n) == 99999, "49,999 keys are read (%s)",
+	   e.msg);
+	ynode_free(n);
+	b.len -= strlen("k49998: 49998\n");
+	buf_adds(&b, "k7: again\n");
+	refused(b.data, b.len, "t.yaml:49999:1: duplicate key 'k7' (first at line 8)",
+	        "a duplicate after 49,998 keys");
+	refused("b: 1\na: 2\nc: 3\na: 4\nb: 5\n", 25,
+	        "t.yaml:4:1: duplicate key 'a' (first at line 2)",
+	        "of two duplicates, the first in the document is reported");
+	refused("{x: 1, y: 2, \"x\": 3}", 20, "t.yaml:1:14: duplicate key 'x' (first at line 1)",
+	        "a duplicate in flow style, quoted");
+
+	/* The node limit: 100,000 nodes in all. */
+	buf_reset(&b);
+	buf_adds(&b, "[0");
+	for (int i = 1; i < 99999; i++)
+		buf_adds(&b, ",0");
+	buf_adds(&b, "]");
+	n = parse(b.data, &e);
+	ok(n != NULL && n->count == 99999 && ynode_count(n) == YTREE_MAX_NODES,
+	   "a list of 99,999 items: 100,000 nodes, the limit, is read (%s)", e.msg);
+	ynode_free(n);
+	b.len--;
+	buf_adds(&b, ",0]");
+	refused(b.data, b.len,
+	        "t.yaml:1:200000: more than 100000 values (keys, values and list items)",
+	        "one node more is refused, at its position");
+	buf_free(&b);
 }
 
 int main(void)
@@ -80,6 +228,9 @@ int main(void)
 		ynode_free(c);
 	}
 	ynode_free(n);
+
+	test_bad_text();
+	test_bounds();
 
 	ok(ytree_parse_file("/nonexistent/x.yaml", 0, &n, &e) < 0 &&
 	       strstr(e.msg, "/nonexistent/x.yaml") != NULL,
