@@ -19,6 +19,12 @@
 /* Bound on the transcript kept for one session: enough for any sane exchange. */
 #define TRANSCRIPT_MAX (64 * 1024)
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+const char smtp_line_too_long[] = "reply line longer than " STR(SMTP_REPLY_LINE_MAX) " octets";
+static const char too_many_lines[] =
+    "multi-line reply longer than " STR(SMTP_REPLY_LINES_MAX) " lines";
+
 /* The one way a session changes stage, so every transition can be followed in debug logs. */
 void smtp_set_stage(struct smtp_conn *c, enum smtp_stage to)
 {
@@ -56,14 +62,106 @@ static bool command_is(const char *line, size_t len, const char *cmd)
 	return len == n || line[n] == ' ' || line[n] == '\r' || line[n] == '\n' || line[n] == ':';
 }
 
+void smtp_abort(struct smtp_conn *c, enum smtp_abort kind, const char *why)
+{
+	if (c->abort_reason != NULL)
+		return;
+	c->abort_reason = why;
+	c->abort_kind = kind;
+	/* Lines before the first whole reply are the greeting's. */
+	c->abort_stage = c->stage == STAGE_CONNECT ? STAGE_GREETING : c->stage;
+	log_debug("smtp", "%s: stopping the session at %s: %s", c->server->name,
+	          smtp_stage_name(c->abort_stage), why);
+	/* Nothing after a hostile reply is worth reading: whoever reads next (libcurl, which
+	 * would otherwise read on until its timeout, or smtptx.c) meets the end at once. */
+	if (kind == ABORT_HOSTILE && c->sock != CURL_SOCKET_BAD)
+		shutdown(c->sock, SHUT_RD);
+}
+
+static void detail_append(struct smtp_result *r, const char *text)
+{
+	size_t n = strlen(r->detail);
+
+	snprintf(r->detail + n, sizeof(r->detail) - n, "%s", text);
+}
+
+void smtp_abort_result(struct smtp_conn *c, struct smtp_result *r)
+{
+	switch (c->abort_reason != NULL ? c->abort_kind : ABORT_NONE) {
+	case ABORT_NONE:
+		return;
+	case ABORT_AUTH:
+		r->outcome = OUTCOME_PERMFAIL;
+		r->stage = STAGE_AUTH;
+		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
+		return;
+	case ABORT_REFUSED:
+		/* The refusal itself decides, as if libcurl had stopped there. */
+		r->stage = c->abort_stage;
+		r->outcome = smtp_classify(CURLE_REMOTE_ACCESS_DENIED, r->stage, &c->reply, "",
+		                           r->detail, sizeof(r->detail));
+		detail_append(r, "; ");
+		detail_append(r, c->abort_reason);
+		return;
+	case ABORT_HOSTILE:
+		r->outcome = OUTCOME_TEMPFAIL;
+		r->stage = c->abort_stage;
+		smtp_describe_hostile(r->stage, c->abort_reason, r->detail, sizeof(r->detail));
+		return;
+	}
+}
+
+void smtp_note_unfinished(struct smtp_conn *c, size_t partial, struct smtp_result *r)
+{
+	char note[128];
+
+	/* A greeting begun is no silent server, which is what the plain timeout would say. */
+	if (r->stage == STAGE_GREETING && c->in_reply && c->reply_lines > 0) {
+		snprintf(
+		    r->detail, sizeof(r->detail),
+		    "timed out waiting for the greeting: the server stopped in the middle of it, "
+		    "after %zu line%s",
+		    c->reply_lines, c->reply_lines == 1 ? "" : "s");
+		return;
+	}
+	if (partial > 0)
+		snprintf(note, sizeof(note),
+		         "; the server stopped in the middle of a reply line (%zu octets without a "
+		         "line end)",
+		         partial);
+	else if (c->in_reply && c->reply_lines > 0)
+		snprintf(note, sizeof(note),
+		         "; the server stopped in the middle of its reply, after %zu line%s",
+		         c->reply_lines, c->reply_lines == 1 ? "" : "s");
+	else
+		return;
+	detail_append(r, note);
+}
+
 void smtp_line_in(struct smtp_conn *c, const char *line, size_t len)
 {
+	size_t text_len = len;
 	int last;
 
 	smtp_transcript_add(c, "<- ", line, len);
+	if (c->abort_reason != NULL && c->abort_kind == ABORT_HOSTILE)
+		return;
+	while (text_len > 0 && (line[text_len - 1] == '\n' || line[text_len - 1] == '\r'))
+		text_len--;
 	if (!c->in_reply) {
 		memset(&c->pending, 0, sizeof(c->pending));
 		c->in_reply = true;
+		c->reply_lines = 0;
+	}
+	/* libcurl reads a reply for as long as it goes on, and the daemon's own reader too:
+	 * a server that never ends one must not hold a session, or the daemon, until a timeout. */
+	if (text_len > SMTP_REPLY_LINE_MAX) {
+		smtp_abort(c, ABORT_HOSTILE, smtp_line_too_long);
+		return;
+	}
+	if (++c->reply_lines > SMTP_REPLY_LINES_MAX) {
+		smtp_abort(c, ABORT_HOSTILE, too_many_lines);
+		return;
 	}
 	last = smtp_parse_reply_line(line, len, &c->pending);
 	/* Exactly what libcurl 7.88 takes as the AUTH capability ("AUTH " in capitals): a line it
@@ -84,8 +182,19 @@ void smtp_line_in(struct smtp_conn *c, const char *line, size_t len)
 	 * configured that would send the alert unauthenticated. Stop before MAIL instead. */
 	if (c->stage == STAGE_EHLO && c->reply.code == 250 && !c->ehlo_auth &&
 	    c->server->auth != AUTH_NONE && (c->server->tls != TLS_STARTTLS || c->tls_up))
-		c->abort_reason = "the server does not offer AUTH, which this server entry requires "
-		                  "(auth is configured); nothing was sent";
+		smtp_abort(c, ABORT_AUTH,
+		           "the server does not offer AUTH, which this server entry requires "
+		           "(auth is configured); nothing was sent");
+	/* After a refused EHLO libcurl tries HELO, which offers no AUTH: with credentials
+	 * configured the refusal is the end, and the reason to give. */
+	if (c->stage == STAGE_EHLO && !c->sent_helo && c->reply.code >= 400 &&
+	    c->server->auth != AUTH_NONE)
+		smtp_abort(c, ABORT_REFUSED,
+		           c->tls_up
+		               ? "the EHLO after STARTTLS was refused, and HELO offers no AUTH, "
+		                 "which this server entry requires; nothing was sent"
+		               : "HELO offers no AUTH, which this server entry requires; nothing "
+		                 "was sent");
 	if (c->stage == STAGE_CONNECT) {
 		/* A greeting: a new connection, with nothing done on it yet. */
 		smtp_set_stage(c, STAGE_GREETING);
@@ -106,6 +215,7 @@ void smtp_line_out(struct smtp_conn *c, const char *line, size_t len)
 	if (command_is(line, len, "EHLO") || command_is(line, len, "HELO")) {
 		smtp_set_stage(c, STAGE_EHLO);
 		c->ehlo_auth = false;
+		c->sent_helo = command_is(line, len, "HELO");
 	} else if (command_is(line, len, "STARTTLS")) {
 		smtp_set_stage(c, STAGE_STARTTLS);
 	} else if (command_is(line, len, "AUTH")) {
@@ -126,9 +236,10 @@ void smtp_line_out(struct smtp_conn *c, const char *line, size_t len)
 		smtp_set_stage(c, STAGE_MAIL);
 		/* A second line of defence: whatever libcurl decided, no unauthenticated mail when
 		 * credentials are configured. The session stops at the reply to MAIL. */
-		if (c->server->auth != AUTH_NONE && !c->auth_done && c->abort_reason == NULL)
-			c->abort_reason = "MAIL FROM was about to be sent without a completed AUTH; the "
-			                  "session was stopped before any recipient or data";
+		if (c->server->auth != AUTH_NONE && !c->auth_done)
+			smtp_abort(c, ABORT_AUTH,
+			           "MAIL FROM was about to be sent without a completed AUTH; the "
+			           "session was stopped before any recipient or data");
 	} else if (command_is(line, len, "RCPT")) {
 		smtp_set_stage(c, STAGE_RCPT);
 	} else if (command_is(line, len, "DATA")) {
@@ -146,10 +257,16 @@ void smtp_line_out(struct smtp_conn *c, const char *line, size_t len)
 
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
 {
+	/* libcurl 7.88 cuts a reply line that fills half its buffer (8 KiB), keeps its start
+	 * and reads on, for up to a whole reply timeout: that line is far past the bound. */
+	static const char excessive[] = "Excessive server response line";
 	struct smtp_conn *c = userp;
 	size_t start = 0;
 
 	(void)h;
+	if (type == CURLINFO_TEXT && size >= sizeof(excessive) - 1 &&
+	    memcmp(data, excessive, sizeof(excessive) - 1) == 0)
+		smtp_abort(c, ABORT_HOSTILE, smtp_line_too_long);
 	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
 		return 0;
 	/* One callback may carry several lines. */
@@ -450,6 +567,8 @@ void smtp_session_begin(struct smtp_conn *c, struct smtp_result *r)
 	c->ehlo_auth = false;
 	c->auth_offer[0] = '\0';
 	c->abort_reason = NULL;
+	c->abort_kind = ABORT_NONE;
+	c->reply_lines = 0;
 	c->stage = STAGE_CONNECT;
 	c->started = smtp_now_ms();
 }
@@ -480,10 +599,18 @@ enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_resu
 	r->reply = c->reply;
 	r->curl_code = (int)cc;
 	r->outcome = smtp_classify((int)cc, stage, &c->reply, c->errbuf, r->detail, sizeof(r->detail));
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		smtp_note_unfinished(c, 0, r);
+	/* Debian's libcurl 7.88 also bounds all the reply lines of a session (CVE-2023-38039),
+	 * and may stop a long multi-line reply before the bound above: the same hostile reply. */
+	if (cc != CURLE_OK && c->abort_reason == NULL &&
+	    strncmp(c->errbuf, "Too large response headers", 26) == 0) {
+		snprintf(c->abort_text, sizeof(c->abort_text),
+		         "replies larger than libcurl accepts (%s)", c->errbuf);
+		smtp_abort(c, ABORT_HOSTILE, c->abort_text);
+	}
 	if (cc != CURLE_OK && c->abort_reason != NULL) {
-		r->outcome = OUTCOME_PERMFAIL;
-		r->stage = STAGE_AUTH;
-		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
+		smtp_abort_result(c, r);
 	} else if (cc == CURLE_LOGIN_DENIED && c->reply.code < 400 && c->ehlo_auth) {
 		/* No refusal from the server: libcurl found none of the permitted mechanisms. */
 		snprintf(r->detail, sizeof(r->detail),
