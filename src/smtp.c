@@ -509,6 +509,15 @@ int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 	MUST(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L), "SSL_VERIFYHOST");
 	if (s->ca_file != NULL)
 		MUST(curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file), "CAINFO");
+	/* Mutual TLS. Read by libcurl for every session: a renewed certificate is taken up. */
+	if (s->client_cert != NULL) {
+		MUST(curl_easy_setopt(h, CURLOPT_SSLCERT, s->client_cert), "SSLCERT");
+		MUST(curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM"), "SSLCERTTYPE");
+		MUST(curl_easy_setopt(h, CURLOPT_SSLKEY,
+		                      s->client_key != NULL ? s->client_key : s->client_cert),
+		     "SSLKEY");
+		MUST(curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM"), "SSLKEYTYPE");
+	}
 
 	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
 	if (s->auth != AUTH_NONE && (s->tls != TLS_NONE || s->allow_plaintext_auth)) {
@@ -580,6 +589,26 @@ enum outcome smtp_session_fail(struct smtp_result *r, enum outcome o, const char
 	return o;
 }
 
+/* A server that wants a client certificate, or refuses the one given, says so in the TLS
+ * handshake (an alert) or right after it (Postfix: 421 to the next command), in its own words:
+ * name the setting that decides. */
+static void client_cert_hint(struct smtp_conn *c, struct smtp_result *r)
+{
+	bool after_tls = r->stage == STAGE_TLS || (r->stage == STAGE_EHLO && c->tls_up);
+	bool about_certs =
+	    strstr(r->detail, "ertificate") != NULL || strstr(r->detail, "alert") != NULL;
+
+	if (!after_tls || r->outcome == OUTCOME_OK)
+		return;
+	if (c->server->client_cert != NULL && about_certs)
+		detail_append(
+		    r, " (hint: the server refused the client certificate: client_cert must be "
+		       "signed by a CA the server trusts, and current)");
+	else if (c->server->client_cert == NULL && about_certs)
+		detail_append(r, " (hint: the server may require a client certificate: client_cert "
+		                 "and client_key)");
+}
+
 enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_result *r)
 {
 	enum smtp_stage stage = c->stage;
@@ -617,6 +646,8 @@ enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_resu
 		         "AUTH failed: the server offers AUTH %s, and this server entry allows only %s",
 		         c->auth_offer, auth_mech_name(c->server->auth));
 	}
+	if (cc != CURLE_OK)
+		client_cert_hint(c, r);
 	r->elapsed_ms = smtp_now_ms() - c->started;
 	return r->outcome;
 }

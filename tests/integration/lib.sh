@@ -31,6 +31,7 @@
 #             start_token_server [--name N] [token_server.py options] -> port
 #             start_postfix_relay [NAME]                          -> port
 #             start_postfix_submission USER PASSWORD [NAME]       -> port
+#             start_postfix_mtls [NAME]  (client certificate required) -> port
 #             server_pid NAME | server_dir NAME | stop_server NAME
 #             stop_pid PID [S] [group] | pid_alive PID
 #   results   o365_maildir [NAME] | o365_transcript [NAME] | postfix_maildir NAME
@@ -516,10 +517,17 @@ wait_port() {
 #   untrusted.crt/.key                self-signed, same names as localhost (not trusted by ca.pem)
 #   expired.crt/.key                  localhost names, signed by the CA, valid only in January 2020
 #   localhost-chain.pem               localhost.crt followed by ca.pem
-# Idempotent: does nothing if DIR/ca.pem exists.
+#   otherca.pem, otherca.key          a second CA, which ca.pem does not trust
+#   foreign.crt/.key                  localhost names, signed by the other CA (an unknown CA)
+#   client.crt/.key                   CN=alertmail client, clientAuth, signed by the CA
+#   client-other.crt/.key             the same, signed by the other CA
+#   client-expired.crt/.key           the same, signed by the CA, valid only in January 2020
+#   client-combined.pem               client.crt followed by its key, in one file
+# Client keys (and client-combined.pem) are mode 0600, as alertmail wants its key files.
+# Idempotent: does nothing if DIR holds the whole set.
 make_ca() {
     local d=$1
-    [ -f "$d/ca.pem" ] && [ -f "$d/expired.crt" ] && return 0
+    [ -f "$d/ca.pem" ] && [ -f "$d/client-combined.pem" ] && return 0
     mkdir -p "$d" || return 1
     (
         set -e
@@ -538,6 +546,10 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:wrong.example
+[ client ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
 EOF
         # shellcheck disable=SC2086
         openssl req -x509 $ec -keyout ca.key -out ca.pem -days 3650 -sha256 \
@@ -588,8 +600,37 @@ EOF
             -addext "basicConstraints=critical,CA:FALSE" \
             -addext "$san_local" 2>/dev/null
         cat localhost.crt ca.pem >localhost-chain.pem
+        # A second CA, for a server certificate and a client certificate nobody here trusts.
+        # shellcheck disable=SC2086
+        openssl req -x509 $ec -keyout otherca.key -out otherca.pem -days 3650 -sha256 \
+            -subj "/O=another test CA/CN=another test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        for n in foreign client client-other client-expired; do
+            cn=localhost
+            case $n in client*) cn="alertmail client" ;; esac
+            # shellcheck disable=SC2086
+            openssl req -new $ec -keyout "$n.key" -out "$n.csr" -subj "/O=alertmail tests/CN=$cn" 2>/dev/null
+        done
+        openssl x509 -req -in foreign.csr -CA otherca.pem -CAkey otherca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions localhost -out foreign.crt 2>/dev/null
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions client -out client.crt 2>/dev/null
+        openssl x509 -req -in client-other.csr -CA otherca.pem -CAkey otherca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions client -out client-other.crt 2>/dev/null
+        cat >>ca.cnf <<EOF
+[ client ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+EOF
+        openssl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key \
+            -startdate 20200101000000Z -enddate 20200131000000Z \
+            -extensions client -in client-expired.csr -out client-expired.crt 2>/dev/null
+        cat client.crt client.key >client-combined.pem
         rm -f ./*.csr
         chmod 644 ./*.key ./*.crt ./*.pem
+        chmod 600 client*.key client-combined.pem
     ) || { echo "make_ca: openssl failed in $d" >&2; return 1; }
 }
 
@@ -985,6 +1026,46 @@ EOF
         fi
         stop_server "$name" 2>/dev/null
         echo "start_postfix_submission: attempt $try failed" >&2
+    done
+    return 1
+}
+
+# start_postfix_mtls [NAME] -- a private Postfix instance that takes mail only from
+# clients with a certificate signed by the test CA (mutual TLS): STARTTLS required (the
+# test CA's localhost cert, TLS 1.2+), a trusted client certificate required
+# (smtpd_tls_req_ccert; without one the session gets 421 4.7.1 after the handshake), no
+# AUTH; the Received header and $T/NAME/postfix.log name the client certificate.
+# NAME defaults to "mtls".  Prints the port.
+start_postfix_mtls() {
+    local name=${1:-mtls} port ipv6=0 try ca
+    [ -e "$T/$name" ] && { echo "start_postfix_mtls: $T/$name exists" >&2; return 1; }
+    ca=$(test_ca) || return 1
+    has_ipv6_loopback && ipv6=1
+    for try in 1 2 3; do
+        rm -rf "${T:?}/$name"
+        port=$(free_port) || return 1
+        _pf_write_config "$name" "$port" "$ipv6" || return 1
+        cat >>"$T/$name/conf/main.cf" <<EOF
+# Mutual TLS: STARTTLS and a client certificate from the test CA required, no AUTH.
+smtpd_tls_security_level = encrypt
+smtpd_tls_chain_files = $ca/localhost.key, $ca/localhost.crt
+smtpd_tls_CAfile = $ca/ca.pem
+smtpd_tls_req_ccert = yes
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+smtpd_sasl_auth_enable = no
+smtpd_client_restrictions =
+smtpd_relay_restrictions = permit_tls_all_clientcerts, reject
+smtpd_recipient_restrictions = permit_tls_all_clientcerts, reject
+EOF
+        if _pf_start "$name" "$port"; then
+            echo "$port"
+            return 0
+        fi
+        stop_server "$name" 2>/dev/null
+        echo "start_postfix_mtls: attempt $try failed" >&2
     done
     return 1
 }
