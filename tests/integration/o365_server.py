@@ -323,6 +323,7 @@ class O365SMTP(SMTP):
             self._writer.write(stall.encode())
             await self._writer.drain()
         elif longline is not None:
+            longline = self.cfg.args.longline_size or longline
             self.log("--", "fault longline at %s: 250- and %d octets without a line end" %
                      (stage, longline))
             self._writer.write(b"250-" + b"x" * longline)
@@ -339,8 +340,10 @@ class O365SMTP(SMTP):
                     await asyncio.sleep(0)
             except (ConnectionError, OSError):
                 pass
-            self.log("--", "fault endless at %s: %d lines sent before the client closed" %
-                     (stage, sent))
+            finally:
+                # Also when the lost connection cancels this task.
+                self.log("--", "fault endless at %s: %d lines sent before the client closed" %
+                         (stage, sent))
         await self.hold()
         return True
 
@@ -950,6 +953,8 @@ def parse_args(argv):
                    % ", ".join(STAGES))
     p.add_argument("--delay", action="append", metavar="STAGE=SECONDS",
                    help="wait before the reply at STAGE (the connection stays open)")
+    p.add_argument("--longline-size", type=int, metavar="OCTETS",
+                   help="the length of the line the longline-* faults send (default 1 MiB)")
     p.add_argument("--list-faults", action="store_true",
                    help="print every fault with its help line, and exit")
     p.add_argument("--max-connections", type=int, metavar="N",
