@@ -590,21 +590,40 @@ enum outcome smtp_session_fail(struct smtp_result *r, enum outcome o, const char
 }
 
 /* A server that wants a client certificate, or refuses the one given, says so in the TLS
- * handshake (an alert) or right after it (Postfix: 421 to the next command), in its own words:
- * name the setting that decides. */
+ * handshake (an alert: "tlsv13 alert certificate required", "alert unknown ca") or right
+ * after it (Postfix: 421 to the next command), in its own words: name the setting that
+ * decides. Problems with the server's own certificate are found here, and are no alert. */
 static void client_cert_hint(struct smtp_conn *c, struct smtp_result *r)
 {
-	bool after_tls = r->stage == STAGE_TLS || (r->stage == STAGE_EHLO && c->tls_up);
-	bool about_certs =
-	    strstr(r->detail, "ertificate") != NULL || strstr(r->detail, "alert") != NULL;
+	static const char *const alerts[] = {"alert certificate",       "alert bad certificate",
+	                                     "alert unknown ca",        "alert access denied",
+	                                     "alert handshake failure", NULL};
+	bool after_tls = r->stage == STAGE_TLS || (r->stage == STAGE_EHLO && c->tls_up) ||
+	                 r->curl_code == CURLE_SSL_CONNECT_ERROR;
+	bool about_certs = c->reply.code >= 400 && strstr(c->reply.text, "ertificate") != NULL;
+	/* With TLS 1.3 the client's part of the handshake is over before the server checks the
+	 * certificate: its alert ends the session before any reply, and libcurl's error is only
+	 * that reading failed. */
+	bool closed_after_tls =
+	    r->stage == STAGE_EHLO && c->tls_up && c->reply.code == 220 && r->reply.code == 220;
 
-	if (!after_tls || r->outcome == OUTCOME_OK)
+	for (size_t i = 0; alerts[i] != NULL && !about_certs; i++)
+		about_certs = strstr(c->errbuf, alerts[i]) != NULL;
+	if (!after_tls || !(about_certs || closed_after_tls) || r->outcome == OUTCOME_OK)
 		return;
-	if (c->server->client_cert != NULL && about_certs)
+	if (!about_certs)
 		detail_append(
-		    r, " (hint: the server refused the client certificate: client_cert must be "
-		       "signed by a CA the server trusts, and current)");
-	else if (c->server->client_cert == NULL && about_certs)
+		    r, c->server->client_cert != NULL
+		           ? " (hint: the server closed the session right after the TLS "
+		             "handshake, as servers do that refuse a client certificate: "
+		             "client_cert must be signed by a CA the server trusts, and current)"
+		           : " (hint: the server closed the session right after the TLS "
+		             "handshake, as servers do that require a client certificate: "
+		             "client_cert and client_key)");
+	else if (c->server->client_cert != NULL)
+		detail_append(r, " (hint: the server refused the client certificate: client_cert "
+		                 "must be signed by a CA the server trusts, and current)");
+	else
 		detail_append(r, " (hint: the server may require a client certificate: client_cert "
 		                 "and client_key)");
 }

@@ -32,6 +32,7 @@
 #             start_postfix_relay [NAME]                          -> port
 #             start_postfix_submission USER PASSWORD [NAME]       -> port
 #             start_postfix_mtls [NAME]  (client certificate required) -> port
+#             start_tls_server NAME [openssl s_server options]     -> port
 #             server_pid NAME | server_dir NAME | stop_server NAME
 #             stop_pid PID [S] [group] | pid_alive PID
 #   results   o365_maildir [NAME] | o365_transcript [NAME] | postfix_maildir NAME
@@ -777,6 +778,24 @@ start_token_server() {
     local port
     port=$(cat "$dir/port")
     wait_port 127.0.0.1 "$port" 5 || return 1
+    echo "$port"
+}
+
+# start_tls_server NAME [openssl s_server options] -- a TLS server from the first
+# byte (openssl s_server, test CA's localhost certificate) on 127.0.0.1, for
+# handshakes only (it speaks no SMTP).  Its output is $T/NAME/server.out.
+# Prints the port.
+start_tls_server() {
+    local name=$1 dir=$T/$1 ca port pid; shift
+    mkdir "$dir" || { echo "start_tls_server: $dir exists" >&2; return 1; }
+    ca=$(test_ca) || return 1
+    port=$(free_port) || return 1
+    timeout "$ALERTMAIL_SERVER_LIFETIME" openssl s_server -accept "127.0.0.1:$port" \
+        -cert "$ca/localhost.crt" -key "$ca/localhost.key" -quiet "$@" \
+        </dev/null >"$dir/server.out" 2>&1 &
+    pid=$!
+    _am_track tls "$name" "$pid"
+    wait_port 127.0.0.1 "$port" "$ALERTMAIL_START_TIMEOUT" || { sed 's/^/  /' "$dir/server.out" >&2; return 1; }
     echo "$port"
 }
 

@@ -218,6 +218,10 @@ class Config:
             ctx.minimum_version = versions[tls_min]
             if args.tls_max:
                 ctx.maximum_version = versions[args.tls_max]
+            if args.client_ca:
+                # The handshake itself refuses a client without a certificate from this CA.
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(args.client_ca)
             self.tls_context = ctx
             self.tls_enabled = True
 
@@ -928,6 +932,8 @@ def parse_args(argv):
                    "--tls-min 1.1 --tls-max 1.1 speaks TLS 1.1 only")
     p.add_argument("--tls-max", choices=["1.0", "1.1", "1.2", "1.3"],
                    help="highest TLS version (below 1.2 lowers OpenSSL's security level)")
+    p.add_argument("--client-ca", metavar="FILE",
+                   help="require a client certificate signed by a CA in FILE (TLS handshake)")
     p.add_argument("--user", help="the one mailbox that may authenticate")
     p.add_argument("--password", help="its password (LOGIN, PLAIN)")
     p.add_argument("--token", help="its XOAUTH2 bearer token (default: --password)")
