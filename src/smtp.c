@@ -87,6 +87,9 @@ static void detail_append(struct smtp_result *r, const char *text)
 
 void smtp_abort_result(struct smtp_conn *c, struct smtp_result *r)
 {
+	char tail[sizeof(r->detail)];
+	char *hint;
+
 	switch (c->abort_reason != NULL ? c->abort_kind : ABORT_NONE) {
 	case ABORT_NONE:
 		return;
@@ -100,8 +103,14 @@ void smtp_abort_result(struct smtp_conn *c, struct smtp_result *r)
 		r->stage = c->abort_stage;
 		r->outcome = smtp_classify(CURLE_REMOTE_ACCESS_DENIED, r->stage, &c->reply, "",
 		                           r->detail, sizeof(r->detail));
+		/* The reason goes with the refusal; a hint for the reply stays last. */
+		hint = strstr(r->detail, " (hint: ");
+		snprintf(tail, sizeof(tail), "%s", hint != NULL ? hint : "");
+		if (hint != NULL)
+			*hint = '\0';
 		detail_append(r, "; ");
 		detail_append(r, c->abort_reason);
+		detail_append(r, tail);
 		return;
 	case ABORT_HOSTILE:
 		r->outcome = OUTCOME_TEMPFAIL;
