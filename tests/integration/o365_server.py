@@ -330,8 +330,20 @@ class O365SMTP(SMTP):
             longline = self.cfg.args.longline_size or longline
             self.log("--", "fault longline at %s: 250- and %d octets without a line end" %
                      (stage, longline))
-            self._writer.write(b"250-" + b"x" * longline)
-            await self._writer.drain()
+            # In pieces, so that the line starts at once however long it is.
+            self._writer.write(b"250-")
+            left = longline
+            try:
+                while left > 0 and self.transport is not None and not self.transport.is_closing():
+                    n = min(left, 65536)
+                    self._writer.write(b"x" * n)
+                    await self._writer.drain()
+                    left -= n
+            except (ConnectionError, OSError):
+                pass
+            if left:
+                self.log("--", "fault longline at %s: the client closed with %d octets unsent" %
+                         (stage, left))
         else:
             self.log("--", "fault endless at %s: '%s' again and again" % (stage, endless))
             batch = (endless + "\r\n").encode() * 64
