@@ -1,6 +1,7 @@
-/* Internals shared by smtp.c and smtptx.c; no other module includes it. smtp.c drives sessions
- * through libcurl, smtptx.c speaks the transaction itself on a session libcurl opened, and both
- * go through the same tracking of stages, replies and the transcript. */
+/* Internals shared by smtp.c, smtptx.c and smtp_track.c; no other module includes it. smtp.c
+ * drives sessions through libcurl, smtptx.c speaks the transaction itself on a session libcurl
+ * opened, and both go through the same tracking of stages, replies and the transcript
+ * (smtp_track.c). */
 #ifndef ALERTMAIL_SMTP_CONN_H
 #define ALERTMAIL_SMTP_CONN_H
 
@@ -100,6 +101,8 @@ void smtp_set_stage(struct smtp_conn *c, enum smtp_stage to);
 void smtp_abort(struct smtp_conn *c, enum smtp_abort kind, const char *why);
 /* After a failed session: if alertmail stopped it, puts that reason into r. */
 void smtp_abort_result(struct smtp_conn *c, struct smtp_result *r);
+/* Appends text to r's detail, as far as it has room. */
+void smtp_detail_append(struct smtp_result *r, const char *text);
 /* After a timeout: says in r that the server stopped in the middle of a reply line (partial
  * octets read without a line end) or of a multi-line reply. */
 void smtp_note_unfinished(struct smtp_conn *c, size_t partial, struct smtp_result *r);
