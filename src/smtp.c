@@ -382,11 +382,13 @@ static void client_cert_hint(struct smtp_conn *c, struct smtp_result *r)
 		             "handshake, as servers do that require a client certificate: "
 		             "client_cert and client_key)");
 	else if (c->server->client_cert != NULL)
-		smtp_detail_append(r, " (hint: the server refused the client certificate: client_cert "
-		                 "must be signed by a CA the server trusts, and current)");
+		smtp_detail_append(r,
+		                   " (hint: the server refused the client certificate: client_cert "
+		                   "must be signed by a CA the server trusts, and current)");
 	else
-		smtp_detail_append(r, " (hint: the server may require a client certificate: client_cert "
-		                 "and client_key)");
+		smtp_detail_append(
+		    r, " (hint: the server may require a client certificate: client_cert "
+		       "and client_key)");
 }
 
 enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_result *r)

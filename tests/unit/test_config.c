@@ -422,7 +422,8 @@ int main(void)
 	c = load(BASE "servers:\n  s:\n    host: h\n    client_key: @D@/k.pem\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has(":6:17: server 's': client_key needs client_cert"),
-	   "client_key without client_cert refused with position: %s", errors.data ? errors.data : "");
+	   "client_key without client_cert refused with position: %s",
+	   errors.data ? errors.data : "");
 	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n    client_cert: @D@/c.pem\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c == NULL && has(":7:18: server 's': client_cert needs TLS"),
