@@ -345,6 +345,8 @@ void config_free(struct config *c)
 		free(s->name);
 		free(s->host);
 		free(s->ca_file);
+		free(s->client_cert);
+		free(s->client_key);
 		free(s->username);
 		secret_free(s->password);
 		free(s->oauth2.token_file);

@@ -42,6 +42,8 @@ struct server {
 	enum tls_mode tls;
 	bool verify;
 	char *ca_file;
+	char *client_cert; /* PEM certificate presented to the server (mutual TLS); NULL: none */
+	char *client_key;  /* its private key; NULL: in client_cert */
 	enum auth_mech auth;
 	char *username;
 	char *password; /* the resolved secret: never log it */

@@ -9,12 +9,21 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "clientcert.h"
 #include "duration.h"
 
 static const char *const server_keys[] = {
-	"host", "port", "tls", "verify", "ca_file", "auth", "username", "password_file",
-	"password_env", "password_sealed", "password", "allow_plaintext_auth", "timeout",
-	"connect_timeout", "total_timeout", "max_connections", "rate", "helo", "oauth2", NULL,
+    "host",          "port",
+    "tls",           "verify",
+    "ca_file",       "client_cert",
+    "client_key",    "auth",
+    "username",      "password_file",
+    "password_env",  "password_sealed",
+    "password",      "allow_plaintext_auth",
+    "timeout",       "connect_timeout",
+    "total_timeout", "max_connections",
+    "rate",          "helo",
+    "oauth2",        NULL,
 };
 
 static const char *const oauth2_keys[] = {
@@ -143,6 +152,44 @@ static void parse_oauth2(struct cparse *p, struct server *s, const struct ynode 
 	parse_client_secret(p, s, map);
 }
 
+/* client_cert and client_key: the certificate presented for mutual TLS, checked now (files,
+ * PEM, the key's mode, that the key matches) so that a mistake shows at start with its place;
+ * libcurl reads both files again for every session. */
+static void parse_client_cert(struct cparse *p, struct server *s, const struct ynode *map)
+{
+	const struct ynode *cn = ynode_get(map, "client_cert");
+	const struct ynode *kn = ynode_get(map, "client_key");
+	enum clientcert_part which;
+	struct err e, note;
+
+	if (cn == NULL) {
+		if (kn != NULL)
+			cp_error(p, kn,
+			         "server '%s': client_key needs client_cert (the certificate)",
+			         s->name);
+		return;
+	}
+	/* Without client_key the certificate file holds the key: a secret file either way. */
+	s->client_cert = cp_secret_path(p, cn, "client_cert");
+	if (kn != NULL)
+		s->client_key = cp_secret_path(p, kn, "client_key");
+	if (s->tls == TLS_NONE) {
+		cp_error(p, cn,
+		         "server '%s': client_cert needs TLS (tls: starttls or tls), not tls: none",
+		         s->name);
+		return;
+	}
+	if (s->client_cert == NULL || (kn != NULL && s->client_key == NULL) || p->no_secrets)
+		return;
+	if (clientcert_check(s->client_cert, s->client_key, &which, &note, &e) < 0)
+		cp_error(p, which == CLIENTCERT_KEY && kn != NULL ? kn : cn, "server '%s': %s: %s",
+		         s->name,
+		         which == CLIENTCERT_KEY && kn != NULL ? "client_key" : "client_cert",
+		         e.msg);
+	else if (note.msg[0] != '\0')
+		cp_warn(p, cn, "server '%s': client_cert: %s", s->name, note.msg);
+}
+
 /* Office 365 throttles a mailbox beyond 3 connections (432 4.3.2) and 30 messages a minute:
  * a config that would meet that says so at once. */
 static void office365_limits(struct cparse *p, const struct server *s, const struct ynode *key,
@@ -236,6 +283,7 @@ void conf_parse_server(struct cparse *p, struct server *s, const struct ynode *k
 		if (s->ca_file != NULL && access(s->ca_file, R_OK) != 0)
 			cp_error(p, n, "ca_file %s: %s", s->ca_file, strerror(errno));
 	}
+	parse_client_cert(p, s, map);
 	n = ynode_get(map, "username");
 	if (n != NULL)
 		s->username = cp_str(p, n, "username");

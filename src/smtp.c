@@ -16,140 +16,18 @@
 #include "secret.h"
 #include "smtp_conn.h"
 
-/* Bound on the transcript kept for one session: enough for any sane exchange. */
-#define TRANSCRIPT_MAX (64 * 1024)
-
-/* The one way a session changes stage, so every transition can be followed in debug logs. */
-void smtp_set_stage(struct smtp_conn *c, enum smtp_stage to)
-{
-	if (c->stage != to)
-		log_debug("smtp", "%s: %s -> %s", c->server->name, smtp_stage_name(c->stage),
-		          smtp_stage_name(to));
-	c->stage = to;
-}
-
-void smtp_transcript_add(struct smtp_conn *c, const char *dir, const char *line, size_t len)
-{
-	if (c->transcript.len > TRANSCRIPT_MAX)
-		return;
-	/* A transcript line is for reading: a very long reply line is cut. */
-	if (len > 1024)
-		len = 1024;
-	buf_adds(&c->transcript, dir);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)line[i];
-		if (ch == '\r' || ch == '\n')
-			continue;
-		buf_addc(&c->transcript, (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?');
-	}
-	buf_addc(&c->transcript, '\n');
-	if (c->transcript.len > TRANSCRIPT_MAX)
-		buf_adds(&c->transcript, "[transcript truncated]\n");
-}
-
-static bool command_is(const char *line, size_t len, const char *cmd)
-{
-	size_t n = strlen(cmd);
-
-	if (len < n || strncasecmp(line, cmd, n) != 0)
-		return false;
-	return len == n || line[n] == ' ' || line[n] == '\r' || line[n] == '\n' || line[n] == ':';
-}
-
-void smtp_line_in(struct smtp_conn *c, const char *line, size_t len)
-{
-	int last;
-
-	smtp_transcript_add(c, "<- ", line, len);
-	if (!c->in_reply) {
-		memset(&c->pending, 0, sizeof(c->pending));
-		c->in_reply = true;
-	}
-	last = smtp_parse_reply_line(line, len, &c->pending);
-	/* Exactly what libcurl 7.88 takes as the AUTH capability ("AUTH " in capitals): a line it
-	 * would ignore ("auth ...", "AUTH=...") must not count as an offer here either. */
-	if (c->stage == STAGE_EHLO && len >= 9 && memcmp(line + 4, "AUTH ", 5) == 0) {
-		size_t n = strcspn(line + 9, "\r\n");
-		c->ehlo_auth = true;
-		snprintf(c->auth_offer, sizeof(c->auth_offer), "%.*s",
-		         (int)(n < sizeof(c->auth_offer) ? n : sizeof(c->auth_offer) - 1), line + 9);
-	}
-	if (last != 1)
-		return;
-	c->in_reply = false;
-	if (c->quitting)
-		return;
-	c->reply = c->pending;
-	/* libcurl skips AUTH when the server offers none and goes on to MAIL: with credentials
-	 * configured that would send the alert unauthenticated. Stop before MAIL instead. */
-	if (c->stage == STAGE_EHLO && c->reply.code == 250 && !c->ehlo_auth &&
-	    c->server->auth != AUTH_NONE && (c->server->tls != TLS_STARTTLS || c->tls_up))
-		c->abort_reason = "the server does not offer AUTH, which this server entry requires "
-		                  "(auth is configured); nothing was sent";
-	if (c->stage == STAGE_CONNECT) {
-		/* A greeting: a new connection, with nothing done on it yet. */
-		smtp_set_stage(c, STAGE_GREETING);
-		c->auth_done = false;
-		c->tls_up = false;
-	} else if (c->stage == STAGE_STARTTLS && c->reply.code == 220) {
-		smtp_set_stage(c, STAGE_TLS);
-		c->tls_up = true;
-	} else if (c->stage == STAGE_DATA && c->reply.code == 354) {
-		smtp_set_stage(c, STAGE_BODY);
-	} else if (c->stage == STAGE_AUTH && c->reply.code == 235) {
-		c->auth_done = true;
-	}
-}
-
-void smtp_line_out(struct smtp_conn *c, const char *line, size_t len)
-{
-	if (command_is(line, len, "EHLO") || command_is(line, len, "HELO")) {
-		smtp_set_stage(c, STAGE_EHLO);
-		c->ehlo_auth = false;
-	} else if (command_is(line, len, "STARTTLS")) {
-		smtp_set_stage(c, STAGE_STARTTLS);
-	} else if (command_is(line, len, "AUTH")) {
-		/* Show the mechanism, never the initial response. */
-		size_t n = len < 5 ? len : 5;
-		while (n < len && line[n] != ' ' && line[n] != '\r' && line[n] != '\n')
-			n++;
-		smtp_set_stage(c, STAGE_AUTH);
-		smtp_transcript_add(c, "-> ", line, n);
-		if (n < len && line[n] == ' ')
-			smtp_transcript_add(c, "-> ", "   [initial response redacted]", 30);
-		return;
-	} else if (c->stage == STAGE_AUTH && !command_is(line, len, "MAIL") &&
-	           !command_is(line, len, "QUIT")) {
-		smtp_transcript_add(c, "-> ", "[AUTH response redacted]", 24);
-		return;
-	} else if (command_is(line, len, "MAIL")) {
-		smtp_set_stage(c, STAGE_MAIL);
-		/* A second line of defence: whatever libcurl decided, no unauthenticated mail when
-		 * credentials are configured. The session stops at the reply to MAIL. */
-		if (c->server->auth != AUTH_NONE && !c->auth_done && c->abort_reason == NULL)
-			c->abort_reason = "MAIL FROM was about to be sent without a completed AUTH; the "
-			                  "session was stopped before any recipient or data";
-	} else if (command_is(line, len, "RCPT")) {
-		smtp_set_stage(c, STAGE_RCPT);
-	} else if (command_is(line, len, "DATA")) {
-		smtp_set_stage(c, STAGE_DATA);
-	} else if (command_is(line, len, "QUIT")) {
-		c->quitting = true;
-		/* In a session, QUIT means libcurl gave up on it (a refusal or a timeout) and would
-		 * now wait up to a whole reply timeout for the 221, from a server that may be hung.
-		 * Reading ends here: the QUIT is sent, the wait is not. */
-		if (c->in_session && c->sock != CURL_SOCKET_BAD)
-			shutdown(c->sock, SHUT_RD);
-	}
-	smtp_transcript_add(c, "-> ", line, len);
-}
-
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
 {
+	/* libcurl 7.88 cuts a reply line that fills half its buffer (8 KiB), keeps its start
+	 * and reads on, for up to a whole reply timeout: that line is far past the bound. */
+	static const char excessive[] = "Excessive server response line";
 	struct smtp_conn *c = userp;
 	size_t start = 0;
 
 	(void)h;
+	if (type == CURLINFO_TEXT && size >= sizeof(excessive) - 1 &&
+	    memcmp(data, excessive, sizeof(excessive) - 1) == 0)
+		smtp_abort(c, ABORT_HOSTILE, smtp_line_too_long);
 	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
 		return 0;
 	/* One callback may carry several lines. */
@@ -392,6 +270,15 @@ int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 	MUST(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, s->verify ? 2L : 0L), "SSL_VERIFYHOST");
 	if (s->ca_file != NULL)
 		MUST(curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file), "CAINFO");
+	/* Mutual TLS. Read by libcurl for every session: a renewed certificate is taken up. */
+	if (s->client_cert != NULL) {
+		MUST(curl_easy_setopt(h, CURLOPT_SSLCERT, s->client_cert), "SSLCERT");
+		MUST(curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM"), "SSLCERTTYPE");
+		MUST(curl_easy_setopt(h, CURLOPT_SSLKEY,
+		                      s->client_key != NULL ? s->client_key : s->client_cert),
+		     "SSLKEY");
+		MUST(curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM"), "SSLKEYTYPE");
+	}
 
 	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
 	if (s->auth != AUTH_NONE && (s->tls != TLS_NONE || s->allow_plaintext_auth)) {
@@ -450,6 +337,8 @@ void smtp_session_begin(struct smtp_conn *c, struct smtp_result *r)
 	c->ehlo_auth = false;
 	c->auth_offer[0] = '\0';
 	c->abort_reason = NULL;
+	c->abort_kind = ABORT_NONE;
+	c->reply_lines = 0;
 	c->stage = STAGE_CONNECT;
 	c->started = smtp_now_ms();
 }
@@ -459,6 +348,47 @@ enum outcome smtp_session_fail(struct smtp_result *r, enum outcome o, const char
 	r->outcome = o;
 	snprintf(r->detail, sizeof(r->detail), "%s", detail);
 	return o;
+}
+
+/* A server that wants a client certificate, or refuses the one given, says so in the TLS
+ * handshake (an alert: "tlsv13 alert certificate required", "alert unknown ca") or right
+ * after it (Postfix: 421 to the next command), in its own words: name the setting that
+ * decides. Problems with the server's own certificate are found here, and are no alert. */
+static void client_cert_hint(struct smtp_conn *c, struct smtp_result *r)
+{
+	static const char *const alerts[] = {"alert certificate",       "alert bad certificate",
+	                                     "alert unknown ca",        "alert access denied",
+	                                     "alert handshake failure", NULL};
+	bool after_tls = r->stage == STAGE_TLS || (r->stage == STAGE_EHLO && c->tls_up) ||
+	                 r->curl_code == CURLE_SSL_CONNECT_ERROR;
+	bool about_certs = c->reply.code >= 400 && strstr(c->reply.text, "ertificate") != NULL;
+	/* With TLS 1.3 the client's part of the handshake is over before the server checks the
+	 * certificate: its alert ends the session before any reply, and libcurl's error is only
+	 * that reading failed. */
+	bool closed_after_tls =
+	    r->stage == STAGE_EHLO && c->tls_up && c->reply.code == 220 && r->reply.code == 220;
+
+	for (size_t i = 0; alerts[i] != NULL && !about_certs; i++)
+		about_certs = strstr(c->errbuf, alerts[i]) != NULL;
+	if (!after_tls || !(about_certs || closed_after_tls) || r->outcome == OUTCOME_OK)
+		return;
+	if (!about_certs)
+		smtp_detail_append(
+		    r, c->server->client_cert != NULL
+		           ? " (hint: the server closed the session right after the TLS "
+		             "handshake, as servers do that refuse a client certificate: "
+		             "client_cert must be signed by a CA the server trusts, and current)"
+		           : " (hint: the server closed the session right after the TLS "
+		             "handshake, as servers do that require a client certificate: "
+		             "client_cert and client_key)");
+	else if (c->server->client_cert != NULL)
+		smtp_detail_append(r,
+		                   " (hint: the server refused the client certificate: client_cert "
+		                   "must be signed by a CA the server trusts, and current)");
+	else
+		smtp_detail_append(
+		    r, " (hint: the server may require a client certificate: client_cert "
+		       "and client_key)");
 }
 
 enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_result *r)
@@ -480,16 +410,26 @@ enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_resu
 	r->reply = c->reply;
 	r->curl_code = (int)cc;
 	r->outcome = smtp_classify((int)cc, stage, &c->reply, c->errbuf, r->detail, sizeof(r->detail));
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		smtp_note_unfinished(c, 0, r);
+	/* Debian's libcurl 7.88 also bounds all the reply lines of a session (CVE-2023-38039),
+	 * and may stop a long multi-line reply before the bound above: the same hostile reply. */
+	if (cc != CURLE_OK && c->abort_reason == NULL &&
+	    strncmp(c->errbuf, "Too large response headers", 26) == 0) {
+		snprintf(c->abort_text, sizeof(c->abort_text),
+		         "replies larger than libcurl accepts (%s)", c->errbuf);
+		smtp_abort(c, ABORT_HOSTILE, c->abort_text);
+	}
 	if (cc != CURLE_OK && c->abort_reason != NULL) {
-		r->outcome = OUTCOME_PERMFAIL;
-		r->stage = STAGE_AUTH;
-		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
+		smtp_abort_result(c, r);
 	} else if (cc == CURLE_LOGIN_DENIED && c->reply.code < 400 && c->ehlo_auth) {
 		/* No refusal from the server: libcurl found none of the permitted mechanisms. */
 		snprintf(r->detail, sizeof(r->detail),
 		         "AUTH failed: the server offers AUTH %s, and this server entry allows only %s",
 		         c->auth_offer, auth_mech_name(c->server->auth));
 	}
+	if (cc != CURLE_OK)
+		client_cert_hint(c, r);
 	r->elapsed_ms = smtp_now_ms() - c->started;
 	return r->outcome;
 }

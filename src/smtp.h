@@ -30,6 +30,11 @@ enum smtp_stage {
 	STAGE_DONE,
 };
 
+/* Bounds on one reply from a server, far beyond any real one (RFC 5321 allows 512 octets a
+ * line; an EHLO reply has a dozen lines): a reply that breaks them ends the session. */
+#define SMTP_REPLY_LINE_MAX 2048
+#define SMTP_REPLY_LINES_MAX 100
+
 struct smtp_reply {
 	int code; /* 0: none */
 	char enhanced[16];
@@ -101,6 +106,9 @@ const char *smtp_transcript(const struct smtp_conn *c);
  * cause is known (smtp_hint.h). errbuf is curl's error text. */
 enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct smtp_reply *reply,
                            const char *errbuf, char *detail, size_t detail_len);
+/* Pure: the detail for a session that alertmail stopped at stage because the server's reply
+ * broke one of the bounds above (why: "reply line longer than 2048 octets"). */
+void smtp_describe_hostile(enum smtp_stage stage, const char *why, char *detail, size_t detail_len);
 /* Pure: parses one reply line "250-2.1.0 text" into code, enhanced code and text; returns 1 for
  * the last line of a reply, 0 for a continuation line, -1 if it is not a reply line. */
 int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r);

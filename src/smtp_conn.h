@@ -1,6 +1,7 @@
-/* Internals shared by smtp.c and smtptx.c; no other module includes it. smtp.c drives sessions
- * through libcurl, smtptx.c speaks the transaction itself on a session libcurl opened, and both
- * go through the same tracking of stages, replies and the transcript. */
+/* Internals shared by smtp.c, smtptx.c and smtp_track.c; no other module includes it. smtp.c
+ * drives sessions through libcurl, smtptx.c speaks the transaction itself on a session libcurl
+ * opened, and both go through the same tracking of stages, replies and the transcript
+ * (smtp_track.c). */
 #ifndef ALERTMAIL_SMTP_CONN_H
 #define ALERTMAIL_SMTP_CONN_H
 
@@ -24,6 +25,14 @@ enum tx_state {
 	TX_DONE,
 };
 
+/* Why alertmail stopped a session itself: the header callback then refuses the next line. */
+enum smtp_abort {
+	ABORT_NONE,
+	ABORT_AUTH,    /* credentials configured, and the session would go on without AUTH */
+	ABORT_REFUSED, /* a refusal libcurl would step over: EHLO refused, with AUTH to come */
+	ABORT_HOSTILE, /* a reply beyond the bounds (SMTP_REPLY_LINE_MAX, SMTP_REPLY_LINES_MAX) */
+};
+
 struct smtp_conn {
 	const struct server *server;
 	CURL *curl;
@@ -43,13 +52,19 @@ struct smtp_conn {
 	curl_socket_t sock;
 	bool tls_up;    /* STARTTLS answered 220: the next EHLO is the one AUTH relies on */
 	bool ehlo_auth; /* the EHLO reply being read offers AUTH */
+	bool sent_helo; /* the last greeting command was HELO (libcurl's after a refused EHLO) */
 	char auth_offer[128]; /* the mechanisms of that offer, for messages */
 	/* auth xoauth2 by the client-credentials grant: the token in use, the conn's own or one
 	 * shared by every connection to the server (the daemon's). */
 	struct oauth2_token own_token;
 	struct oauth2_token *token;
 	bool token_was_fresh; /* the session now open(ing) got a token fetched just for it */
-	const char *abort_reason; /* set to stop the session from the header callback */
+	/* Set by smtp_abort() to stop the session from a callback: why, and where. */
+	const char *abort_reason;
+	enum smtp_abort abort_kind;
+	enum smtp_stage abort_stage;
+	char abort_text[CURL_ERROR_SIZE + 48]; /* a reason made up from libcurl's error */
+	size_t reply_lines;                    /* lines of the reply being read */
 	int64_t started;
 	/* The envelope and body of the message being sent, owned until the session ends. */
 	char *mail_from;
@@ -72,12 +87,25 @@ struct smtp_conn {
 	int64_t tx_started;
 };
 
+/* "reply line longer than SMTP_REPLY_LINE_MAX octets", for every reader of replies. */
+extern const char smtp_line_too_long[];
+
 /* Every line of a session, libcurl's or alertmail's own, goes through these: stages, replies,
  * the AUTH guard and the transcript (with AUTH redacted) stay the same whoever speaks. */
 void smtp_line_in(struct smtp_conn *c, const char *line, size_t len);
 void smtp_line_out(struct smtp_conn *c, const char *line, size_t len);
 void smtp_transcript_add(struct smtp_conn *c, const char *dir, const char *line, size_t len);
 void smtp_set_stage(struct smtp_conn *c, enum smtp_stage to);
+/* Stops the session (the first reason counts): libcurl is refused the next reply line, and
+ * after a hostile reply reading ends at once. */
+void smtp_abort(struct smtp_conn *c, enum smtp_abort kind, const char *why);
+/* After a failed session: if alertmail stopped it, puts that reason into r. */
+void smtp_abort_result(struct smtp_conn *c, struct smtp_result *r);
+/* Appends text to r's detail, as far as it has room. */
+void smtp_detail_append(struct smtp_result *r, const char *text);
+/* After a timeout: says in r that the server stopped in the middle of a reply line (partial
+ * octets read without a line end) or of a multi-line reply. */
+void smtp_note_unfinished(struct smtp_conn *c, size_t partial, struct smtp_result *r);
 
 /* The life of one session: begin, set up the handle, then end with a result or fail early. */
 void smtp_session_begin(struct smtp_conn *c, struct smtp_result *r);

@@ -101,6 +101,22 @@ int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r)
 	return last;
 }
 
+void smtp_describe_hostile(enum smtp_stage stage, const char *why, char *detail, size_t detail_len)
+{
+	if (stage == STAGE_CONNECT || stage == STAGE_GREETING)
+		snprintf(detail, detail_len,
+		         "the greeting: %s; the session was closed, nothing was sent", why);
+	else if (stage == STAGE_BODY || stage == STAGE_DONE)
+		snprintf(detail, detail_len,
+		         "the reply to the end of the message: %s; the session was closed (the "
+		         "message may have been delivered)",
+		         why);
+	else
+		snprintf(detail, detail_len,
+		         "the reply to %s: %s; the session was closed, the message was not sent",
+		         stage_doing(stage), why);
+}
+
 enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct smtp_reply *reply,
                            const char *errbuf, char *detail, size_t detail_len)
 {
@@ -161,6 +177,14 @@ enum outcome smtp_classify(int curl_code, enum smtp_stage stage, const struct sm
 			         why);
 		return OUTCOME_TEMPFAIL;
 	case CURLE_USE_SSL_FAILED:
+		/* Offered, then answered with neither 220 nor a refusal (a 354, say): stripped. */
+		if (stage == STAGE_STARTTLS && reply->code > 0) {
+			snprintf(detail, detail_len,
+			         "STARTTLS answered %d %s%s%s instead of 220: TLS did not start, "
+			         "nothing was sent",
+			         reply->code, enh, sep, reply->text);
+			return OUTCOME_TEMPFAIL;
+		}
 		snprintf(detail, detail_len,
 		         "the server does not offer STARTTLS, which tls: starttls requires; nothing was "
 		         "sent");

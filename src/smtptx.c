@@ -96,6 +96,8 @@ int smtp_tx_start(struct smtp_conn *c, const char *mail_from, char *const *rcpt,
 	memset(&c->reply, 0, sizeof(c->reply));
 	c->in_reply = false;
 	c->abort_reason = NULL;
+	c->abort_kind = ABORT_NONE;
+	c->reply_lines = 0;
 	c->stage = STAGE_MAIL;
 	c->started = now;
 	if (smtp_check_envelope(mail_from, rcpt, nrcpt, r) < 0)
@@ -156,10 +158,10 @@ static enum smtp_tx_wait tx_finish(struct smtp_conn *c, CURLcode cc, const char 
 	r->reply = c->reply;
 	r->curl_code = (int)cc;
 	r->outcome = smtp_classify((int)cc, r->stage, &c->reply, why, r->detail, sizeof(r->detail));
-	if (cc != CURLE_OK && c->abort_reason != NULL) {
-		r->outcome = OUTCOME_PERMFAIL;
-		snprintf(r->detail, sizeof(r->detail), "AUTH failed: %s", c->abort_reason);
-	}
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		smtp_note_unfinished(c, c->in.len, r);
+	if (cc != CURLE_OK)
+		smtp_abort_result(c, r);
 	r->elapsed_ms = smtp_now_ms() - c->started;
 	c->tx = cc == CURLE_OK ? TX_IDLE : TX_DONE;
 	c->tx_to = NULL;
@@ -244,9 +246,6 @@ enum smtp_tx_wait smtp_tx_step(struct smtp_conn *c, struct smtp_result *r)
 		if (n == 0)
 			return tx_finish(c, CURLE_GOT_NOTHING, "the server closed the connection", r);
 		buf_add(&c->in, chunk, n);
-		/* A reply line is at most 512 octets by RFC 5321; far beyond that is hostile. */
-		if (c->in.len > 65536)
-			return tx_finish(c, CURLE_WEIRD_SERVER_REPLY, "a reply line beyond 64 KiB", r);
 		for (;;) {
 			char *nl = memchr(c->in.data, '\n', c->in.len);
 			size_t len;
@@ -257,6 +256,8 @@ enum smtp_tx_wait smtp_tx_step(struct smtp_conn *c, struct smtp_result *r)
 			smtp_line_in(c, c->in.data, len);
 			memmove(c->in.data, c->in.data + len, c->in.len - len + 1);
 			c->in.len -= len;
+			if (c->abort_reason != NULL)
+				return tx_finish(c, CURLE_WRITE_ERROR, "", r);
 			if (c->in_reply)
 				continue;
 			w = tx_reply(c, now, r);
@@ -264,6 +265,12 @@ enum smtp_tx_wait smtp_tx_step(struct smtp_conn *c, struct smtp_result *r)
 				return w;
 			if (w == SMTP_TX_WANT_WRITE)
 				return smtp_tx_step(c, r);
+		}
+		/* What is left is the start of a line: one beyond the bound never becomes a reply,
+		 * and memory stays bounded whatever the server sends. */
+		if (c->in.len > SMTP_REPLY_LINE_MAX + 2) {
+			smtp_abort(c, ABORT_HOSTILE, smtp_line_too_long);
+			return tx_finish(c, CURLE_WRITE_ERROR, "", r);
 		}
 	}
 	if (now >= c->tx_deadline)

@@ -31,6 +31,8 @@
 #             start_token_server [--name N] [token_server.py options] -> port
 #             start_postfix_relay [NAME]                          -> port
 #             start_postfix_submission USER PASSWORD [NAME]       -> port
+#             start_postfix_mtls [NAME]  (client certificate required) -> port
+#             start_tls_server NAME [openssl s_server options]     -> port
 #             server_pid NAME | server_dir NAME | stop_server NAME
 #             stop_pid PID [S] [group] | pid_alive PID
 #   results   o365_maildir [NAME] | o365_transcript [NAME] | postfix_maildir NAME
@@ -43,6 +45,13 @@
 #             submit_alerts SPOOL N PREFIX [YAML] | spool_count SPOOL DIR
 #             wait_spool_idle SPOOL [S] | count_matches FILE ERE | wait_count FILE ERE N [S]
 #             maildir_alert_ids DIR | postfix_queue_count NAME | wait_postfix_idle NAME [S]
+#   failover  failover_init [norelay] (ALERTMAIL, CA, AM_USER, PASS, RCPT, RELAY_PORT)
+#             o365 NAME [options] (-> PORT) | setup_case CASE relay|scripted PORT [K=V...]
+#             server_yaml | primary_yaml | plain_yaml | write_conf CASE "A, B"
+#             run_alertmail CASE (OUT, RC, EL, ID) | attempt_ms SERVER
+#             primary_reports CASE OUTCOME ERE | fails_over CASE | nothing_reached CASE SERVER
+#             stderr_clean CASE [PASSWORD] | lacks_secret FILE PASSWORD DESC
+#             secret_in FILE PASSWORD | messages_with_id DIR ID | failover_relay_total
 
 if [ -z "${BASH_VERSION:-}" ]; then
     if [ -n "${ALERTMAIL_LIB_REEXEC:-}" ]; then
@@ -516,10 +525,17 @@ wait_port() {
 #   untrusted.crt/.key                self-signed, same names as localhost (not trusted by ca.pem)
 #   expired.crt/.key                  localhost names, signed by the CA, valid only in January 2020
 #   localhost-chain.pem               localhost.crt followed by ca.pem
-# Idempotent: does nothing if DIR/ca.pem exists.
+#   otherca.pem, otherca.key          a second CA, which ca.pem does not trust
+#   foreign.crt/.key                  localhost names, signed by the other CA (an unknown CA)
+#   client.crt/.key                   CN=alertmail client, clientAuth, signed by the CA
+#   client-other.crt/.key             the same, signed by the other CA
+#   client-expired.crt/.key           the same, signed by the CA, valid only in January 2020
+#   client-combined.pem               client.crt followed by its key, in one file
+# Client keys (and client-combined.pem) are mode 0600, as alertmail wants its key files.
+# Idempotent: does nothing if DIR holds the whole set.
 make_ca() {
     local d=$1
-    [ -f "$d/ca.pem" ] && [ -f "$d/expired.crt" ] && return 0
+    [ -f "$d/ca.pem" ] && [ -f "$d/client-combined.pem" ] && return 0
     mkdir -p "$d" || return 1
     (
         set -e
@@ -538,6 +554,10 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:wrong.example
+[ client ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
 EOF
         # shellcheck disable=SC2086
         openssl req -x509 $ec -keyout ca.key -out ca.pem -days 3650 -sha256 \
@@ -588,8 +608,37 @@ EOF
             -addext "basicConstraints=critical,CA:FALSE" \
             -addext "$san_local" 2>/dev/null
         cat localhost.crt ca.pem >localhost-chain.pem
+        # A second CA, for a server certificate and a client certificate nobody here trusts.
+        # shellcheck disable=SC2086
+        openssl req -x509 $ec -keyout otherca.key -out otherca.pem -days 3650 -sha256 \
+            -subj "/O=another test CA/CN=another test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        for n in foreign client client-other client-expired; do
+            cn=localhost
+            case $n in client*) cn="alertmail client" ;; esac
+            # shellcheck disable=SC2086
+            openssl req -new $ec -keyout "$n.key" -out "$n.csr" -subj "/O=alertmail tests/CN=$cn" 2>/dev/null
+        done
+        openssl x509 -req -in foreign.csr -CA otherca.pem -CAkey otherca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions localhost -out foreign.crt 2>/dev/null
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions client -out client.crt 2>/dev/null
+        openssl x509 -req -in client-other.csr -CA otherca.pem -CAkey otherca.key -CAcreateserial \
+            -days 825 -sha256 -extfile leaf.ext -extensions client -out client-other.crt 2>/dev/null
+        cat >>ca.cnf <<EOF
+[ client ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+EOF
+        openssl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key \
+            -startdate 20200101000000Z -enddate 20200131000000Z \
+            -extensions client -in client-expired.csr -out client-expired.crt 2>/dev/null
+        cat client.crt client.key >client-combined.pem
         rm -f ./*.csr
         chmod 644 ./*.key ./*.crt ./*.pem
+        chmod 600 client*.key client-combined.pem
     ) || { echo "make_ca: openssl failed in $d" >&2; return 1; }
 }
 
@@ -729,6 +778,24 @@ start_token_server() {
     local port
     port=$(cat "$dir/port")
     wait_port 127.0.0.1 "$port" 5 || return 1
+    echo "$port"
+}
+
+# start_tls_server NAME [openssl s_server options] -- a TLS server from the first
+# byte (openssl s_server, test CA's localhost certificate) on 127.0.0.1, for
+# handshakes only (it speaks no SMTP).  Its output is $T/NAME/server.out.
+# Prints the port.
+start_tls_server() {
+    local name=$1 dir=$T/$1 ca port pid; shift
+    mkdir "$dir" || { echo "start_tls_server: $dir exists" >&2; return 1; }
+    ca=$(test_ca) || return 1
+    port=$(free_port) || return 1
+    timeout "$ALERTMAIL_SERVER_LIFETIME" openssl s_server -accept "127.0.0.1:$port" \
+        -cert "$ca/localhost.crt" -key "$ca/localhost.key" -quiet "$@" \
+        </dev/null >"$dir/server.out" 2>&1 &
+    pid=$!
+    _am_track tls "$name" "$pid"
+    wait_port 127.0.0.1 "$port" "$ALERTMAIL_START_TIMEOUT" || { sed 's/^/  /' "$dir/server.out" >&2; return 1; }
     echo "$port"
 }
 
@@ -989,6 +1056,46 @@ EOF
     return 1
 }
 
+# start_postfix_mtls [NAME] -- a private Postfix instance that takes mail only from
+# clients with a certificate signed by the test CA (mutual TLS): STARTTLS required (the
+# test CA's localhost cert, TLS 1.2+), a trusted client certificate required
+# (smtpd_tls_req_ccert; without one the session gets 421 4.7.1 after the handshake), no
+# AUTH; the Received header and $T/NAME/postfix.log name the client certificate.
+# NAME defaults to "mtls".  Prints the port.
+start_postfix_mtls() {
+    local name=${1:-mtls} port ipv6=0 try ca
+    [ -e "$T/$name" ] && { echo "start_postfix_mtls: $T/$name exists" >&2; return 1; }
+    ca=$(test_ca) || return 1
+    has_ipv6_loopback && ipv6=1
+    for try in 1 2 3; do
+        rm -rf "${T:?}/$name"
+        port=$(free_port) || return 1
+        _pf_write_config "$name" "$port" "$ipv6" || return 1
+        cat >>"$T/$name/conf/main.cf" <<EOF
+# Mutual TLS: STARTTLS and a client certificate from the test CA required, no AUTH.
+smtpd_tls_security_level = encrypt
+smtpd_tls_chain_files = $ca/localhost.key, $ca/localhost.crt
+smtpd_tls_CAfile = $ca/ca.pem
+smtpd_tls_req_ccert = yes
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+smtpd_sasl_auth_enable = no
+smtpd_client_restrictions =
+smtpd_relay_restrictions = permit_tls_all_clientcerts, reject
+smtpd_recipient_restrictions = permit_tls_all_clientcerts, reject
+EOF
+        if _pf_start "$name" "$port"; then
+            echo "$port"
+            return 0
+        fi
+        stop_server "$name" 2>/dev/null
+        echo "start_postfix_mtls: attempt $try failed" >&2
+    done
+    return 1
+}
+
 # postfix_maildir NAME -- the Maildir of a Postfix instance.
 postfix_maildir() {
     echo "$T/$1/Maildir"
@@ -1186,4 +1293,266 @@ wait_postfix_idle() {
         fi
         sleep 0.05
     done
+}
+
+# ---------------------------------------------------------------------------
+# Failover cases (faults.test, hostile.test): `alertmail -v -v test` against a
+# faulty primary (a scripted server, a closed port, a bad certificate) with a
+# healthy secondary (the shared Postfix relay, or a scripted server per case).
+# ---------------------------------------------------------------------------
+# failover_init -- call first: finds $ALERTMAIL (the built program), makes the
+# test CA ($CA), the user $AM_USER with $PASS in $T/password ($BADPASS in
+# $T/badpassword), the recipient $RCPT, and starts the Postfix relay shared by
+# the relay-backed cases (RELAY_PORT; empty without Postfix, and then scripted
+# secondaries stand in; a failure with ALERTMAIL_REQUIRE_ALL=1).  RELAY_CASES
+# counts the cases that used the relay.  failover_init norelay starts no relay.
+failover_init() {
+    : "${top_srcdir:=$(cd "$ALERTMAIL_IT_DIR/../.." && pwd)}"
+    if [ -z "${ALERTMAIL:-}" ]; then
+        if [ -n "${top_builddir:-}" ] && [ -x "$top_builddir/alertmail" ]; then
+            ALERTMAIL=$top_builddir/alertmail
+        elif [ -x ./alertmail ]; then
+            ALERTMAIL=$(pwd)/alertmail
+        else
+            bail_out "alertmail not built: set ALERTMAIL or run from the build directory"
+        fi
+    fi
+    [ -x "$ALERTMAIL" ] || bail_out "$ALERTMAIL is not executable"
+    ALERTMAIL_DATADIR=$top_srcdir
+    export ALERTMAIL_DATADIR
+    unset ALERTMAIL_CONFIG
+    CA=$(test_ca) || bail_out "make_ca failed"
+    AM_USER=alerts@contoso.example
+    PASS='Fault-Secret-4217'
+    BADPASS='Wrong-Guess-8093'
+    RCPT=oncall@example.net
+    printf '%s\n' "$PASS" >"$T/password"
+    printf '%s\n' "$BADPASS" >"$T/badpassword"
+    chmod 600 "$T/password" "$T/badpassword"
+    local s pf_missing
+    RELAY_PORT=""
+    RELAY_CASES=0
+    [ "${1:-}" = norelay ] && return 0
+    pf_missing=""
+    if [ "$(id -u)" != 0 ]; then
+        pf_missing="a private Postfix instance needs root"
+    elif [ ! -x /usr/sbin/postfix ] || [ ! -x "$PF_DAEMON_DIR/master" ]; then
+        pf_missing="postfix not installed"
+    fi
+    if [ -z "$pf_missing" ]; then
+        s=$(_am_now_ms)
+        RELAY_PORT=$(start_postfix_relay relay)
+        ok $? "Postfix relay for the secondary starts (port ${RELAY_PORT:-none}, $(( $(_am_now_ms) - s )) ms)" ||
+            { diag_file "$T/relay/postfix.log"; bail_out "no relay"; }
+    elif [ "${ALERTMAIL_REQUIRE_ALL:-0}" = 1 ]; then
+        ok 1 "Postfix relay for the secondary: $pf_missing"
+    else
+        skip "Postfix relay as the secondary (scripted secondaries instead)" "$pf_missing"
+    fi
+}
+
+# secret_forms PASSWORD -- the password as it could travel or be logged:
+# plain, base64 (AUTH LOGIN's second response) and the AUTH PLAIN blob.
+secret_forms() {
+    printf '%s\n' "$1"
+    printf '%s' "$1" | base64 -w0; echo
+    printf '\0%s\0%s' "$AM_USER" "$1" | base64 -w0; echo
+}
+
+# secret_in FILE PASSWORD -- print the forms of PASSWORD found in FILE;
+# true if there is one.
+secret_in() {
+    local f=$1 form found=1
+    while IFS= read -r form; do
+        [ -n "$form" ] || continue
+        if grep -Fq -- "$form" "$f"; then echo "$form"; found=0; fi
+    done < <(secret_forms "$2")
+    return $found
+}
+
+# lacks_secret FILE PASSWORD DESC -- FILE exists and holds the password in no form.
+lacks_secret() {
+    local f=$1 pw=$2 desc=$3 hit
+    if [ ! -f "$f" ]; then
+        ok 1 "$desc"
+        diag "$f: no such file"
+        return 1
+    fi
+    if ! hit=$(secret_in "$f" "$pw"); then
+        ok 0 "$desc"
+        return 0
+    fi
+    ok 1 "$desc"
+    diag "$f contains: $hit"
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+# server_yaml NAME [KEY=VALUE]... -- one server entry, keys in the order given.
+server_yaml() {
+    local name=$1 kv; shift
+    echo "  $name:"
+    for kv in "$@"; do
+        echo "    ${kv%%=*}: ${kv#*=}"
+    done
+}
+
+# primary_yaml NAME PORT [KEY=VALUE]... -- a STARTTLS + AUTH LOGIN server on
+# localhost trusting the test CA.  KEY=VALUE replaces a default (or adds a
+# key); KEY= removes it.
+primary_yaml() {
+    local name=$1 port=$2 kv k i found; shift 2
+    local -a keys=(host port tls ca_file auth username password_file timeout)
+    local -a vals=(localhost "$port" starttls "$CA/ca.pem" login "$AM_USER" "$T/password" 5s)
+    for kv in "$@"; do
+        k=${kv%%=*}
+        found=0
+        for i in "${!keys[@]}"; do
+            if [ "${keys[$i]}" = "$k" ]; then vals[i]=${kv#*=}; found=1; fi
+        done
+        [ "$found" = 1 ] || { keys+=("$k"); vals+=("${kv#*=}"); }
+    done
+    local -a out=()
+    for i in "${!keys[@]}"; do
+        [ -n "${vals[$i]}" ] && out+=("${keys[$i]}=${vals[$i]}")
+    done
+    server_yaml "$name" "${out[@]}"
+}
+
+# plain_yaml NAME PORT -- an anonymous server without TLS on 127.0.0.1.
+plain_yaml() {
+    server_yaml "$1" host=127.0.0.1 port="$2" tls=none auth=none timeout=10s
+}
+
+# write_conf CASE "NAME, NAME..." -- $T/CASE.yaml: the server entries from
+# stdin and channel c over the servers listed, in that order.
+write_conf() {
+    {
+        echo "from: \"Alerts <$AM_USER>\""
+        echo "servers:"
+        cat
+        echo "channels:"
+        echo "  c:"
+        echo "    servers: [$2]"
+        echo "    to: [$RCPT]"
+    } >"$T/$1.yaml"
+}
+
+# run_alertmail CASE -- `alertmail -v -v test --channel c` with $T/CASE.yaml,
+# bounded.  Sets OUT (stdout), RC, EL (wall time, ms) and ID (the test
+# notification's id); stdout and stderr are kept in $T/CASE.out and .err.
+run_alertmail() {
+    local c=$1 s e
+    s=$(date +%s%N)
+    timeout 30 "$ALERTMAIL" -v -v -c "$T/$c.yaml" test --channel c >"$T/$c.out" 2>"$T/$c.err"
+    RC=$?
+    e=$(date +%s%N)
+    EL=$(( (e - s) / 1000000 ))
+    OUT=$(cat "$T/$c.out")
+    ID=$(sed -n 's/^sending test notification \([^ ]*\) .*/\1/p' "$T/$c.out")
+    if [ "$RC" = 124 ]; then
+        diag "$c: alertmail did not finish within 30 s"
+    fi
+}
+
+# attempt_ms SERVER -- the time taken by SERVER's attempt, from the "[N ms]" at
+# the end of its line in $OUT (a large number if there is no such line).
+attempt_ms() {
+    local n
+    n=$(printf '%s\n' "$OUT" | sed -n "s/^$1 .* \[\([0-9]*\) ms\]\$/\1/p" | head -n 1)
+    echo "${n:-999999}"
+}
+
+# messages_with_id DIR ID -- how many messages in Maildir DIR carry ID's Message-ID.
+messages_with_id() {
+    local n=0 f
+    while IFS= read -r f; do
+        [ -n "$f" ] || continue
+        grep -Fqi "Message-ID: <alert.$2@" "$f" && n=$((n + 1))
+    done < <(maildir_files "$1")
+    echo "$n"
+}
+
+# ---------------------------------------------------------------------------
+# A failover case
+# ---------------------------------------------------------------------------
+# setup_case CASE SECONDARY PRIMARY_PORT [KEY=VALUE]...
+#   SECONDARY: relay (the Postfix relay; a scripted server without Postfix) or
+#   scripted.  Writes $T/CASE.yaml (primary, secondary) and sets SEC_MD (the
+#   secondary's Maildir) and SEC_BEFORE (its message count now).
+setup_case() {
+    local c=$1 kind=$2 pport=$3 sport; shift 3
+    if [ "$kind" = relay ] && [ -n "$RELAY_PORT" ]; then
+        sport=$RELAY_PORT
+        SEC_MD=$(postfix_maildir relay)
+        SEC_KIND=relay
+        RELAY_CASES=$((RELAY_CASES + 1))
+    else
+        sport=$(start_o365 --name "sec-$c" --no-tls --no-auth) || bail_out "$c: no secondary"
+        SEC_MD=$(o365_maildir "sec-$c")
+        SEC_KIND=scripted
+    fi
+    SEC_BEFORE=$(maildir_count "$SEC_MD")
+    {
+        primary_yaml primary "$pport" "$@"
+        plain_yaml secondary "$sport"
+    } | write_conf "$c" "primary, secondary"
+}
+
+# primary_reports CASE OUTCOME ERE -- the primary's attempt line shows OUTCOME
+# and its detail matches ERE.
+primary_reports() {
+    like "$OUT" "^primary +localhost:[0-9]+ \(starttls\): $2: $3" "$1: primary reported as $2: ${3//\\/}" ||
+        diag_file "$T/$1.err" 15
+}
+
+# fails_over CASE -- exit 0, delivered through the secondary, exactly one
+# message (this notification) in the secondary's Maildir.
+fails_over() {
+    local c=$1 n
+    is "$RC" 0 "$c: exit status 0"
+    like "$OUT" "^secondary +127\.0\.0\.1:[0-9]+ \(none\): OK: accepted: 250 " "$c: secondary accepted"
+    like "$OUT" "^delivered through secondary$" "$c: delivered through secondary"
+    wait_maildir "$SEC_MD" $((SEC_BEFORE + 1)) 10
+    n=$(messages_with_id "$SEC_MD" "$ID")
+    is "$n/$(maildir_count "$SEC_MD")" "1/$((SEC_BEFORE + 1))" \
+        "$c: the $SEC_KIND secondary's Maildir got exactly this one message"
+}
+
+# nothing_reached CASE SERVER -- the scripted server SERVER saw no AUTH, no
+# MAIL, no password in any form, and saved nothing.
+nothing_reached() {
+    local c=$1 srv=$2 tr
+    tr=$(o365_transcript "$srv")
+    file_lacks "$tr" " C: AUTH" "$c: no AUTH reached the primary"
+    file_lacks "$tr" " C: MAIL" "$c: no MAIL reached the primary"
+    lacks_secret "$tr" "$PASS" "$c: the password is nowhere in the primary's transcript"
+    is "$(maildir_count "$(o365_maildir "$srv")")" 0 "$c: the primary saved nothing"
+}
+
+# stderr_clean CASE [PASSWORD] -- alertmail printed transcripts at -v -v and
+# the password appears in none of them.
+stderr_clean() {
+    local c=$1 pw=${2:-$PASS}
+    file_has "$T/$c.err" "transcript with secondary" "$c: -v -v prints SMTP transcripts"
+    lacks_secret "$T/$c.err" "$pw" "$c: the password is nowhere on alertmail's stderr"
+}
+
+# o365 NAME [options] -- start a scripted Office 365 server (user $AM_USER,
+# password $PASS) and set PORT to its port.
+o365() {
+    local name=$1; shift
+    PORT=$(start_o365 --name "$name" --user "$AM_USER" --password "$PASS" "$@") ||
+        bail_out "$name did not start"
+}
+
+# failover_relay_total -- the shared relay got one message per relay-backed case, and no more.
+failover_relay_total() {
+    if [ -n "$RELAY_PORT" ]; then
+        sleep 0.3
+        is "$(maildir_count "$(postfix_maildir relay)")" "$RELAY_CASES" \
+            "relay: $RELAY_CASES messages in all, one per relay-backed case"
+    fi
 }

@@ -54,6 +54,13 @@ SILENT = "SILENT"  # (connect) accept TCP, never send a greeting
 #          "delay:STAGE": SECONDS   -> wait that long before the reply at STAGE
 #          "auth_lines": [LINE, ...] -> EHLO lines advertising AUTH instead of
 #                                      "AUTH <mechanisms>" (AUTH still accepted)
+#   hostile replies at a stage (connect ehlo ehlo_tls mail rcpt data data_end); after
+#   them the server answers nothing more and holds the connection until the client closes:
+#          "stall:STAGE": TEXT      -> TEXT as the reply, CRLF only where TEXT has one: a
+#                                      reply that stops in the middle of a line
+#          "endless:STAGE": LINE    -> LINE (a "250-..." continuation) again and again: a
+#                                      multi-line reply that never ends
+#          "longline:STAGE": N      -> "250-" and N octets without a line end
 FAULTS = {
     "none": {},
     "silent": {"connect": SILENT},
@@ -81,10 +88,75 @@ FAULTS = {
     # that a client which never offers them can see the reply a middlebox would cause).
     "tls-legacy": {"ehlo_tls": "421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update "
                                "your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls"},
+    # STARTTLS stripping: a reply to STARTTLS that is neither 220 nor a refusal.
+    "starttls-354": {"starttls": "354 Start mail input; end with <CRLF>.<CRLF>"},
+    # EHLO refused: before TLS (every EHLO), or only the one after STARTTLS.
+    "ehlo-refused": {"ehlo": "550 5.7.1 Client host rejected: EHLO refused"},
+    "ehlo-tls-refused": {"ehlo_tls": "550 5.7.1 Client host rejected: EHLO refused"},
+    # A reply that stops in the middle of a line, and holds the connection.
+    "stall-greeting": {"stall:connect": "220-AM0PR01CA0123.outlook.office365.com Microsoft "
+                                        "ESMTP MAIL Service ready\r\n220-AM0PR01"},
+    "stall-ehlo": {"stall:ehlo": "250-AM0PR01CA0123.outlook.office365.com Hello [127.0.0.1]"
+                                 "\r\n250-SIZE"},
+    "stall-mail": {"stall:mail": "250 2.1.0 Sen"},
+    "stall-rcpt": {"stall:rcpt": "250-2.1.5 Recipient OK\r\n250-2.1."},
+    # A multi-line reply that never ends (as fast as the client reads).
+    "endless-greeting": {"endless:connect": "220-AM0PR01CA0123.outlook.office365.com ready"},
+    "endless-ehlo": {"endless:ehlo": "250-SIZE 157286400"},
+    "endless-ehlo-tls": {"endless:ehlo_tls": "250-AUTH LOGIN XOAUTH2"},
+    "endless-rcpt": {"endless:rcpt": "250-2.1.5 Recipient OK"},
+    "endless-data-end": {"endless:data_end": "250-2.0.0 Queued"},
+    # A reply line of 1 MiB without a line end.
+    "longline-ehlo": {"longline:ehlo": 1 << 20},
+    "longline-ehlo-tls": {"longline:ehlo_tls": 1 << 20},
+    "longline-mail": {"longline:mail": 1 << 20},
+    "longline-data": {"longline:data": 1 << 20},
     "drop-after-data": {"data_end": DROP},
     "hang-after-data": {"delay:data_end": 3600},
     "drop-at-mail": {"mail": DROP},
 }
+# One help line per fault (--list-faults); every entry of FAULTS has one.
+FAULT_HELP = {
+    "none": "no fault: behave like Office 365",
+    "silent": "accept TCP and never greet",
+    "greeting-421": "greet with 421 4.3.2 and close",
+    "no-starttls": "no STARTTLS in EHLO; AUTH LOGIN PLAIN offered in clear",
+    "starttls-refused": "answer STARTTLS with 454 4.7.0",
+    "starttls-inject": "send injected EHLO lines in the same write as the 220 to STARTTLS",
+    "auth-disabled": "answer AUTH with 535 5.7.139 (SMTP AUTH disabled for the tenant)",
+    "auth-tempfail": "answer AUTH with 454 4.7.0",
+    "auth-lowercase": "advertise AUTH only as 'auth login xoauth2' and 'AUTH=LOGIN'",
+    "tempfail-mail": "answer MAIL with 451 4.7.500",
+    "throttle": "answer MAIL with 432 4.3.2 (sender thread limit)",
+    "sender-denied": "answer MAIL with 550 5.7.60 (no permission to send as this sender)",
+    "permfail-rcpt": "answer RCPT with 550 5.1.10",
+    "tempfail-rcpt": "answer RCPT with 451 4.4.0",
+    "tempfail-data": "answer the end of the data with 451 4.3.0",
+    "sendas-denied": "answer the end of the data with 554 5.2.252 SendAsDenied",
+    "quota": "answer the end of the data with 554 5.2.0 SubmissionQuotaExceeded",
+    "tls-legacy": "answer the EHLO after TLS with 421 4.7.66 (TLS 1.0/1.1 not supported)",
+    "starttls-354": "answer STARTTLS with 354 (neither 220 nor a refusal)",
+    "ehlo-refused": "answer every EHLO with 550 5.7.1 (HELO still works)",
+    "ehlo-tls-refused": "answer the EHLO after STARTTLS with 550 5.7.1 (HELO still works)",
+    "stall-greeting": "greet with one line of a multi-line 220, then half a line, then nothing",
+    "stall-ehlo": "answer EHLO with one line, then '250-SIZE' without a line end, then nothing",
+    "stall-mail": "answer MAIL with half a line ('250 2.1.0 Sen'), then nothing",
+    "stall-rcpt": "answer RCPT with one line, then half a line, then nothing",
+    "endless-greeting": "greet with '220-...' lines that never end",
+    "endless-ehlo": "answer EHLO with '250-...' lines that never end",
+    "endless-ehlo-tls": "answer the EHLO after STARTTLS with '250-...' lines that never end",
+    "endless-rcpt": "answer RCPT with '250-...' lines that never end",
+    "endless-data-end": "answer the end of the data with '250-...' lines that never end",
+    "longline-ehlo": "answer EHLO with a 1 MiB line without a line end",
+    "longline-ehlo-tls": "answer the EHLO after STARTTLS with a 1 MiB line without a line end",
+    "longline-mail": "answer MAIL with a 1 MiB line without a line end",
+    "longline-data": "answer DATA with a 1 MiB line without a line end",
+    "drop-after-data": "close the connection after the data, without a reply",
+    "hang-after-data": "never answer the end of the data (an hour)",
+    "drop-at-mail": "close the connection at MAIL, without a reply",
+}
+assert set(FAULT_HELP) == set(FAULTS), "every fault needs one help line in FAULT_HELP"
+
 STAGES = ("connect", "ehlo", "ehlo_tls", "starttls", "auth", "mail", "rcpt", "data", "data_end", "rset", "quit")
 
 MAX_SIZE = 157286400          # what Exchange Online advertises
@@ -138,14 +210,18 @@ class Config:
             ctx.load_cert_chain(args.cert, args.key)
             versions = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
                         "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-            if args.tls_max and versions[args.tls_max] < ssl.TLSVersion.TLSv1_2:
+            low = args.tls_max and versions[args.tls_max] < ssl.TLSVersion.TLSv1_2
+            tls_min = args.tls_min or ("1.0" if low else "1.2")
+            if versions[tls_min] < ssl.TLSVersion.TLSv1_2:
                 # OpenSSL 3 refuses TLS < 1.2 at the default security level.
                 ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-                ctx.minimum_version = ssl.TLSVersion.TLSv1
-            else:
-                ctx.minimum_version = versions[args.tls_min]
+            ctx.minimum_version = versions[tls_min]
             if args.tls_max:
                 ctx.maximum_version = versions[args.tls_max]
+            if args.client_ca:
+                # The handshake itself refuses a client without a certificate from this CA.
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(args.client_ca)
             self.tls_context = ctx
             self.tls_enabled = True
 
@@ -215,6 +291,8 @@ class O365SMTP(SMTP):
         Returns False if the connection was dropped or the reply was not
         the normal kind (so the command took no effect)."""
         await self.stage_delay(stage)
+        if await self.hostile(stage):
+            return False
         r = self.faults.get(stage)
         if r is None:
             await self.push(normal)
@@ -232,6 +310,70 @@ class O365SMTP(SMTP):
     def drop(self, why):
         self.log("--", "closing connection without reply (%s)" % why)
         self._dropped = True
+        if self.transport is not None:
+            self.transport.close()
+
+    async def hostile(self, stage):
+        """Plays a hostile fault set for STAGE (stall, endless, longline), then holds the
+        connection until the client closes it.  Returns False if there is none."""
+        stall = self.faults.get("stall:" + stage)
+        endless = self.faults.get("endless:" + stage)
+        longline = self.faults.get("longline:" + stage)
+        if stall is None and endless is None and longline is None:
+            return False
+        if stall is not None:
+            self.log("--", "fault stall at %s: a reply cut off in the middle of a line" % stage)
+            self.log("S:", stall)
+            self._writer.write(stall.encode())
+            await self._writer.drain()
+        elif longline is not None:
+            longline = self.cfg.args.longline_size or longline
+            self.log("--", "fault longline at %s: 250- and %d octets without a line end" %
+                     (stage, longline))
+            # In pieces, so that the line starts at once however long it is.
+            self._writer.write(b"250-")
+            left = longline
+            try:
+                while left > 0 and self.transport is not None and not self.transport.is_closing():
+                    n = min(left, 65536)
+                    self._writer.write(b"x" * n)
+                    await self._writer.drain()
+                    left -= n
+            except (ConnectionError, OSError):
+                pass
+            if left:
+                self.log("--", "fault longline at %s: the client closed with %d octets unsent" %
+                         (stage, left))
+        else:
+            self.log("--", "fault endless at %s: '%s' again and again" % (stage, endless))
+            batch = (endless + "\r\n").encode() * 64
+            sent = 0
+            try:
+                while self.transport is not None and not self.transport.is_closing():
+                    self._writer.write(batch)
+                    await self._writer.drain()
+                    sent += 64
+                    await asyncio.sleep(0)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                # Also when the lost connection cancels this task.
+                self.log("--", "fault endless at %s: %d lines sent before the client closed" %
+                         (stage, sent))
+        await self.hold()
+        return True
+
+    async def hold(self):
+        """Answers nothing more; logs what the client sends until it closes."""
+        self._dropped = True
+        while self.transport is not None and not self.transport.is_closing():
+            try:
+                data = await self._reader.read(4096)
+            except (ConnectionError, OSError):
+                break
+            if not data:
+                break
+            self.log("C:", data.decode("utf-8", "backslashreplace").rstrip("\r\n"))
         if self.transport is not None:
             self.transport.close()
 
@@ -289,6 +431,8 @@ class O365SMTP(SMTP):
             self.transport.close()
             return
         await self.stage_delay("connect")
+        if await self.hostile("connect"):
+            return
         if greeting == DROP:
             self.drop("fault at connect")
             return
@@ -367,6 +511,10 @@ class O365SMTP(SMTP):
             await self.push("501 5.5.4 Invalid domain name")
             return
         await self.stage_delay("ehlo")
+        if self.tls_active and await self.hostile("ehlo_tls"):
+            return
+        if await self.hostile("ehlo"):
+            return
         r = self.fault_reply("ehlo_tls") if self.tls_active else None
         if r is None:
             r = self.fault_reply("ehlo")
@@ -715,6 +863,9 @@ class O365SMTP(SMTP):
 
     async def finish_message(self, content, how):
         await self.stage_delay("data_end")
+        if await self.hostile("data_end"):
+            self.log("--", "message not saved")
+            return
         r = self.faults.get("data_end")
         if r == DROP:
             self.log("--", "fault drop-after-data: message not saved")
@@ -788,9 +939,13 @@ def parse_args(argv):
     p.add_argument("--cert", help="server certificate (PEM; may hold the chain) for STARTTLS")
     p.add_argument("--key", help="private key for --cert")
     p.add_argument("--no-tls", action="store_true", help="plain SMTP: no STARTTLS; AUTH offered in clear")
-    p.add_argument("--tls-min", default="1.2", choices=["1.0", "1.1", "1.2", "1.3"])
+    p.add_argument("--tls-min", choices=["1.0", "1.1", "1.2", "1.3"],
+                   help="lowest TLS version (default 1.2; 1.0 with a --tls-max below 1.2); "
+                   "--tls-min 1.1 --tls-max 1.1 speaks TLS 1.1 only")
     p.add_argument("--tls-max", choices=["1.0", "1.1", "1.2", "1.3"],
                    help="highest TLS version (below 1.2 lowers OpenSSL's security level)")
+    p.add_argument("--client-ca", metavar="FILE",
+                   help="require a client certificate signed by a CA in FILE (TLS handshake)")
     p.add_argument("--user", help="the one mailbox that may authenticate")
     p.add_argument("--password", help="its password (LOGIN, PLAIN)")
     p.add_argument("--token", help="its XOAUTH2 bearer token (default: --password)")
@@ -816,6 +971,10 @@ def parse_args(argv):
                    % ", ".join(STAGES))
     p.add_argument("--delay", action="append", metavar="STAGE=SECONDS",
                    help="wait before the reply at STAGE (the connection stays open)")
+    p.add_argument("--longline-size", type=int, metavar="OCTETS",
+                   help="the length of the line the longline-* faults send (default 1 MiB)")
+    p.add_argument("--list-faults", action="store_true",
+                   help="print every fault with its help line, and exit")
     p.add_argument("--max-connections", type=int, metavar="N",
                    help="greet connection N+1 and beyond with 421 4.3.2 Concurrent connections limit exceeded")
     p.add_argument("--fault-times", type=int, metavar="N",
@@ -884,6 +1043,10 @@ async def serve(args):
 
 
 def main(argv):
+    if "--list-faults" in argv:
+        for name in sorted(FAULTS):
+            print("%-18s %s" % (name, FAULT_HELP[name]))
+        return 0
     args = parse_args(argv)
     if args.fault and "closed" in args.fault:
         # Nobody listens: lib.sh's closed_port is the way to get such a port.

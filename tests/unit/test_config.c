@@ -418,6 +418,29 @@ int main(void)
 		config_free(nc);
 	}
 
+	/* Client certificates: the shape here; the files themselves in client_cert.test. */
+	c = load(BASE "servers:\n  s:\n    host: h\n    client_key: @D@/k.pem\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has(":6:17: server 's': client_key needs client_cert"),
+	   "client_key without client_cert refused with position: %s",
+	   errors.data ? errors.data : "");
+	c = load(BASE "servers:\n  s:\n    host: h\n    tls: none\n    client_cert: @D@/c.pem\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has(":7:18: server 's': client_cert needs TLS"),
+	   "client_cert with tls: none refused with position");
+	c = load(BASE "servers:\n  s:\n    host: h\n    client_cert: @D@/none.pem\n"
+	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
+	ok(c == NULL && has(":6:18: server 's': client_cert: ") && has("none.pem: No such file"),
+	   "a missing client_cert refused with position");
+	{
+		struct config *nc = NULL;
+		buf_reset(&errors);
+		ok(config_load_flags(path, CONFIG_NO_SECRETS, &nc, &errors) == 0 && nc != NULL &&
+		       nc->servers[0].client_cert != NULL && nc->servers[0].client_key == NULL,
+		   "CONFIG_NO_SECRETS: client certificate files are not read");
+		config_free(nc);
+	}
+
 	c = load(BASE "max_alert_size: 64KiB\nservers:\n  s: { host: h }\n"
 	              "channels:\n  ops: { servers: [s], to: a@b.c }\n");
 	ok(c != NULL && c->max_alert_size == 65536, "max_alert_size: 64KiB");

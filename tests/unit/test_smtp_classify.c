@@ -96,6 +96,34 @@ int main(void)
 	         "delivered)");
 	/* A positive last reply never decides a failure. */
 	classify(CURLE_SSL_CONNECT_ERROR, STAGE_TLS, "220 ready", OUTCOME_TEMPFAIL, "TLS failed");
+	/* STARTTLS answered with neither 220 nor a refusal: TLS never started. */
+	classify(CURLE_USE_SSL_FAILED, STAGE_STARTTLS, "354 Start mail input", OUTCOME_TEMPFAIL,
+	         "STARTTLS answered 354 Start mail input instead of 220: TLS did not start, "
+	         "nothing was sent");
+	classify(CURLE_REMOTE_ACCESS_DENIED, STAGE_EHLO, "550 5.7.1 EHLO refused", OUTCOME_PERMFAIL,
+	         "EHLO refused: 550 5.7.1 EHLO refused");
+
+	{
+		char d[768];
+		smtp_describe_hostile(STAGE_GREETING, "multi-line reply longer than 100 lines", d,
+		                      sizeof(d));
+		ok(strcmp(d,
+		          "the greeting: multi-line reply longer than 100 lines; the session was "
+		          "closed, nothing was sent") == 0,
+		   "hostile greeting: %s", d);
+		smtp_describe_hostile(STAGE_EHLO, "reply line longer than 2048 octets", d,
+		                      sizeof(d));
+		ok(strcmp(d,
+		          "the reply to EHLO: reply line longer than 2048 octets; the session was "
+		          "closed, the message was not sent") == 0,
+		   "hostile EHLO reply: %s", d);
+		smtp_describe_hostile(STAGE_BODY, "x", d, sizeof(d));
+		ok(strstr(d, "the reply to the end of the message: x;") == d &&
+		       strstr(d, "may have been delivered") != NULL,
+		   "hostile reply after the data: %s", d);
+		smtp_describe_hostile(STAGE_RCPT, "x", d, 20);
+		ok(strlen(d) == 19, "hostile detail cut to its buffer: %s", d);
+	}
 
 	{
 		struct attempt a[3];
