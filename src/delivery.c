@@ -319,9 +319,15 @@ static void try_server(struct daemon *d, struct job *j)
 	slot_start(d, srv, sl, j);
 }
 
-/* Jobs waiting for the server go on: into its free slots, or past it while it rests. */
+/* Jobs waiting for the server go on: into its free slots, or past it while it rests. An
+ * attempt that fails at once ends in slot_finish, which calls this again: that nested call
+ * returns at once and this loop takes the next job, so that the stack does not grow with the
+ * number of jobs waiting (a storm of them would exhaust it). */
 static void srv_drain(struct daemon *d, struct srv *srv)
 {
+	if (srv->draining)
+		return;
+	srv->draining = true;
 	while (srv->wait_head != NULL && !srv_fetching(srv)) {
 		struct job *w = srv->wait_head;
 		int64_t now = now_ms();
@@ -341,6 +347,7 @@ static void srv_drain(struct daemon *d, struct srv *srv)
 			slot_start(d, srv, sl, w);
 		}
 	}
+	srv->draining = false;
 	if (srv->wait_head == NULL && srv->rate_held) {
 		srv->rate_held = false;
 		log_info("server", "%s: no alert waits for the rate limit any more", srv->conf->name);
