@@ -122,9 +122,18 @@ static int apply_set(struct ynode *root, const char *arg, struct err *e)
 	const char *eq = strchr(arg, '=');
 	const char *p = arg;
 	struct ynode *node = root;
+	size_t dots = 0;
 
 	if (eq == NULL || eq == arg) {
 		err_set(e, "--set %s: expected KEY=VALUE", arg);
+		return -1;
+	}
+	/* Refused here, before the path is made: the stored alert could not be read back, and
+	 * each level indents all below it, so a long path would make gigabytes of output. */
+	for (const char *q = arg; q < eq; q++)
+		dots += *q == '.';
+	if (dots >= YTREE_MAX_DEPTH) {
+		err_set(e, "--set %.40s...: KEY nests deeper than %d levels", arg, YTREE_MAX_DEPTH);
 		return -1;
 	}
 	for (;;) {
