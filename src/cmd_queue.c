@@ -184,8 +184,9 @@ static void format_time(time_t t, char *out, size_t len)
 {
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* A time beyond the calendar (a meta file edited by hand) shows as its seconds. */
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, len, "@%lld", (long long)t);
 }
 
 static const char *state_name(enum spool_dir d)
