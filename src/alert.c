@@ -134,8 +134,8 @@ int alert_parse_time(const char *s, time_t *out)
 	if (p == NULL || *p != '\0')
 		return -1;
 	/* In time_t before multiplying: a long may be 32 bits. */
-	*out = (time_t)days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
-	       min * 60 + sec - off;
+	*out = (time_t)days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 +
+	       (time_t)hour * 3600 + (time_t)min * 60 + sec - off;
 	return 0;
 }
 

@@ -14,6 +14,6 @@ bool charset_is_atext(unsigned char c);
  * byte can be replaced on its own. */
 long charset_utf8_decode(const unsigned char *s, size_t n, size_t *adv);
 /* True when the whole NUL-terminated string is valid UTF-8 by the rules above. */
-bool charset_utf8_valid(const char *s);
+bool charset_utf8_valid(const char *str);
 
 #endif

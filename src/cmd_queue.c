@@ -265,7 +265,6 @@ static struct ynode *str_or_null(const char *s)
 static struct ynode *entry_json(const struct entry *en)
 {
 	struct ynode *o = ynode_new_map();
-	char t[32], n[32];
 
 	ynode_map_set(o, "qid", str_or_null(en->qid));
 	ynode_map_set(o, "state", str_or_null(state_name(en->dir)));
@@ -273,6 +272,7 @@ static struct ynode *entry_json(const struct entry *en)
 	ynode_map_set(o, "channel", str_or_null(en->channel));
 	ynode_map_set(o, "title", str_or_null(en->title));
 	if (en->has_meta) {
+		char t[32], n[32];
 		snprintf(n, sizeof(n), "%d", en->attempts);
 		ynode_map_set(o, "attempts", ynode_new_scalar(n, strlen(n), true));
 		format_time(en->next_attempt, t, sizeof(t));
@@ -366,11 +366,11 @@ int cmd_queue(const struct globals *g, int argc, char **argv)
 	};
 	struct config *cfg;
 	bool json = false;
-	int c, rc;
+	int rc;
 
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc, argv, "h", opts, NULL);
+		int c = getopt_long(argc, argv, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'j') {
