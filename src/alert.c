@@ -114,8 +114,8 @@ int alert_parse_time(const char *s, time_t *out)
 	if (p == NULL || *p != '\0')
 		return -1;
 	/* In time_t before multiplying: a long may be 32 bits. */
-	*out = (time_t)days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
-	       min * 60 + sec - off;
+	*out = (time_t)days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 +
+	       (time_t)hour * 3600 + (time_t)min * 60 + sec - off;
 	return 0;
 }
 
@@ -124,8 +124,8 @@ static char *format_time(time_t t)
 	struct tm tm;
 	char s[32];
 
-	gmtime_r(&t, &tm);
-	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (gmtime_r(&t, &tm) == NULL || strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(s, sizeof(s), "@%lld", (long long)t);
 	return xstrdup(s);
 }
 
@@ -140,8 +140,8 @@ char *alert_new_id(time_t now)
 		for (size_t i = 0; i < sizeof(r); i++)
 			r[i] = (unsigned char)(random() >> 8);
 	}
-	gmtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+	if (gmtime_r(&now, &tm) == NULL || strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm) == 0)
+		snprintf(ts, sizeof(ts), "%lld", (long long)now);
 	return xasprintf("%s-%02x%02x%02x%02x%02x%02x%02x%02x", ts, r[0], r[1], r[2], r[3], r[4],
 	                 r[5], r[6], r[7]);
 }

@@ -18,7 +18,7 @@ struct smtp_pool *smtp_pool_new(const struct config *c)
 	struct smtp_pool *p = xcalloc(1, sizeof(*p));
 
 	p->config = c;
-	p->conns = xcalloc(c->nservers ? c->nservers : 1, sizeof(*p->conns));
+	p->conns = xcalloc(c->nservers ? c->nservers : 1, sizeof(struct smtp_conn *));
 	return p;
 }
 

@@ -14,7 +14,7 @@ bool charset_is_atext(unsigned char c);
  * byte can be replaced on its own. */
 long charset_utf8_decode(const unsigned char *s, size_t n, size_t *adv);
 /* True when the whole NUL-terminated string is valid UTF-8 by the rules above. */
-bool charset_utf8_valid(const char *s);
+bool charset_utf8_valid(const char *str);
 /* The offset of the first byte of s (n bytes) that is not valid UTF-8, or n when all are. */
 size_t charset_utf8_invalid_at(const char *s, size_t n);
 

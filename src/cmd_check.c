@@ -195,11 +195,11 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 	};
 	struct config *cfg;
 	bool connect = false;
-	int bad = 0, c;
+	int bad = 0;
 
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc, argv, "h", opts, NULL);
+		int c = getopt_long(argc, argv, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'C') {

@@ -184,8 +184,9 @@ static void format_time(time_t t, char *out, size_t len)
 {
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* A time beyond the calendar (a meta file edited by hand) shows as its seconds. */
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, len, "@%lld", (long long)t);
 }
 
 static const char *state_name(enum spool_dir d)
@@ -264,7 +265,6 @@ static struct ynode *str_or_null(const char *s)
 static struct ynode *entry_json(const struct entry *en)
 {
 	struct ynode *o = ynode_new_map();
-	char t[32], n[32];
 
 	ynode_map_set(o, "qid", str_or_null(en->qid));
 	ynode_map_set(o, "state", str_or_null(state_name(en->dir)));
@@ -272,6 +272,7 @@ static struct ynode *entry_json(const struct entry *en)
 	ynode_map_set(o, "channel", str_or_null(en->channel));
 	ynode_map_set(o, "title", str_or_null(en->title));
 	if (en->has_meta) {
+		char t[32], n[32];
 		snprintf(n, sizeof(n), "%d", en->attempts);
 		ynode_map_set(o, "attempts", ynode_new_scalar(n, strlen(n), true));
 		format_time(en->next_attempt, t, sizeof(t));
@@ -365,11 +366,11 @@ int cmd_queue(const struct globals *g, int argc, char **argv)
 	};
 	struct config *cfg;
 	bool json = false;
-	int c, rc;
+	int rc;
 
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc, argv, "h", opts, NULL);
+		int c = getopt_long(argc, argv, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'j') {

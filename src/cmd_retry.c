@@ -254,11 +254,11 @@ int cmd_retry(const struct globals *g, int argc, char **argv)
 	};
 	struct config *cfg;
 	bool all = false;
-	int c, rc;
+	int rc;
 
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc, argv, "h", opts, NULL);
+		int c = getopt_long(argc, argv, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'a') {

@@ -140,11 +140,10 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	bool allow_root = false;
-	int c;
 
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc, argv, "h", opts, NULL);
+		int c = getopt_long(argc, argv, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'R') {

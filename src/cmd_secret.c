@@ -124,7 +124,12 @@ static int read_pubkey(const char *path, unsigned char pub[SEAL_KEY_LEN])
 		return -1;
 	}
 	n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
+	if (ferror(f)) {
+		fprintf(stderr, "alertmail: secret: %s: %s\n", path, strerror(errno));
+		(void)fclose(f);
+		return -1;
+	}
+	(void)fclose(f); /* read only: a close has nothing to lose */
 	text[n] = '\0';
 	if (strlen(text) != n || seal_pubkey_parse(text, pub, &e) < 0) {
 		fprintf(stderr, "alertmail: secret: %s: %s\n", path,
@@ -172,7 +177,7 @@ static char *read_secret(size_t *len_out)
 
 	if (tty) {
 		fprintf(stderr, "alertmail: secret: type the secret and Enter (it is not shown): ");
-		fflush(stderr);
+		(void)fflush(stderr); /* the prompt has no newline */
 		if (tcgetattr(STDIN_FILENO, &old) == 0) {
 			quiet = old;
 			quiet.c_lflag &= ~(tcflag_t)ECHO;
@@ -270,6 +275,7 @@ struct sealed_list {
 
 /* Collects every scalar under a key that ends in "_sealed", wherever it is, so that a sealed
  * key added to the config later is found too. path holds the keys down to n. */
+/* NOLINTNEXTLINE(misc-no-recursion): depth stops at YTREE_MAX_DEPTH */
 static void find_sealed(const struct globals *g, const char *state, const struct ynode *n,
                         const char **path, size_t depth, struct sealed_list *out)
 {
@@ -396,7 +402,6 @@ int cmd_secret(const struct globals *g, int argc, char **argv)
 	};
 	const char *sub, *pubkey_file = NULL;
 	bool force = false;
-	int c;
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(USAGE, stdout);
@@ -409,7 +414,7 @@ int cmd_secret(const struct globals *g, int argc, char **argv)
 	sub = argv[1];
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc - 1, argv + 1, "h", opts, NULL);
+		int c = getopt_long(argc - 1, argv + 1, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'p' && strcmp(sub, "seal") == 0) {

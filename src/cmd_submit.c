@@ -183,6 +183,7 @@ static int apply_set(struct ynode *root, const char *arg, struct err *e)
 	}
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): trees read back by ytree_parse: YTREE_MAX_DEPTH */
 static bool same_node(const struct ynode *a, const struct ynode *b)
 {
 	if (a->kind != b->kind || a->count != b->count || a->plain != b->plain || a->len != b->len)
@@ -442,17 +443,17 @@ int cmd_submit(const struct globals *g, int argc, char **argv)
 	};
 	struct submit_args args = {0};
 	struct config *cfg;
-	int c, rc;
+	int rc;
 
 	args.sets = xcalloc((size_t)argc, sizeof(*args.sets));
 	optind = 1;
 	for (;;) {
-		c = getopt_long(argc, argv, "h", opts, NULL);
+		int c = getopt_long(argc, argv, "h", opts, NULL);
 		if (c == -1)
 			break;
 		if (c == 'C') {
 			args.channel = optarg;
-		} else if (c == 's') {
+		} else if (c == 's' && optarg != NULL) { /* it is: a required_argument */
 			args.sets[args.nsets++] = optarg;
 		} else if (c == 'h') {
 			fputs(USAGE, stdout);

@@ -172,7 +172,7 @@ int cmd_test(const struct globals *g, int argc, char **argv)
 		for (size_t i = 0; i < n.nrcpt; i++)
 			printf(" %s", n.rcpt[i]);
 		printf("\n");
-		fflush(stdout);
+		(void)fflush(stdout); /* errors: main checks stdout at the end */
 	}
 	pool = smtp_pool_new(cfg);
 	channel_deliver(ch, pool, n.mail_from, n.rcpt, n.nrcpt, n.message.data, n.message.len, &d);

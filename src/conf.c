@@ -58,7 +58,7 @@ static void parse_channel(struct cparse *p, const struct config *c, struct chann
 	} else {
 		size_t count = cp_list_count(p, n, "servers");
 
-		ch->servers = xcalloc(count ? count : 1, sizeof(*ch->servers));
+		ch->servers = xcalloc(count ? count : 1, sizeof(struct server *));
 		for (size_t i = 0; i < count; i++) {
 			const struct ynode *at = cp_list_item(n, i);
 			char *name = cp_str(p, at, "servers");
@@ -189,7 +189,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	c->templates = xstrdup(SYSCONFDIR "/alertmail/templates");
 	c->max_alert_size = ALERT_MAX_SIZE;
 	c->retry_initial_ms = 30000;
-	c->retry_max_interval_ms = 15 * 60000;
+	c->retry_max_interval_ms = 15 * 60000LL;
 	c->retry_give_up_after_ms = 24 * 3600000LL;
 	if (!cp_expect_kind(p, root, YNODE_MAP, "the config"))
 		return;
@@ -249,7 +249,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	}
 	n = ynode_get(root, "max_alert_size");
 	if (n != NULL)
-		cp_size(p, n, "max_alert_size", 1024, 64 * 1048576, &c->max_alert_size);
+		cp_size(p, n, "max_alert_size", 1024, (size_t)64 * 1048576, &c->max_alert_size);
 	n = ynode_get(root, "user");
 	if (n != NULL) {
 		c->user = cp_str(p, n, "user");

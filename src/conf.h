@@ -106,7 +106,7 @@ struct config {
 };
 
 /* The largest config file read. */
-#define CONFIG_MAX_SIZE (4 * 1024 * 1024)
+#define CONFIG_MAX_SIZE ((size_t)4 * 1024 * 1024)
 /* The state directory (the host key for sealed values) when the config names none. */
 #define CONFIG_STATE_DEFAULT LOCALSTATEDIR "/lib/alertmail"
 

@@ -396,11 +396,11 @@ void cp_timeout(struct cparse *p, const struct ynode *n, const char *what, int64
                         int64_t *out)
 {
 	int64_t v;
-	char max[32];
 
 	if (!cp_duration(p, n, what, &v))
 		return;
 	if (v > max_ms) {
+		char max[32];
 		duration_format(max_ms, max, sizeof(max));
 		cp_error(p, n, "%s: expected at most %s, got '%s'", what, max, n->str);
 		return;

@@ -28,11 +28,11 @@
 /* Alerts held in memory at once; the rest wait in new/ and are taken as these drain. */
 #define QUEUE_WINDOW 4096
 /* The safety net under inotify: new/ is read again this often, and tmp/ cleaned this often. */
-#define RESCAN_MS (60 * 1000)
-#define CLEAN_TMP_MS (3600 * 1000)
-#define TMP_MAX_AGE (24 * 3600)
+#define RESCAN_MS (INT64_C(60) * 1000)
+#define CLEAN_TMP_MS (INT64_C(3600) * 1000)
+#define TMP_MAX_AGE ((time_t)24 * 3600)
 /* On SIGTERM, deliveries in progress get this long to finish; the rest stay in the spool. */
-#define STOP_GRACE_MS (10 * 1000)
+#define STOP_GRACE_MS (INT64_C(10) * 1000)
 
 struct retry {
 	int64_t due; /* monotonic ms */
@@ -361,6 +361,17 @@ static int64_t next_wakeup(struct daemon *d)
 	return t;
 }
 
+/* libcurl acts on the slot's socket fd (or its timeout); what it finished is collected. */
+static void slot_act(struct daemon *d, struct slot *sl, curl_socket_t fd, int flags)
+{
+	int running;
+	CURLMcode mc = curl_multi_socket_action(sl->multi, fd, flags, &running);
+
+	if (mc != CURLM_OK)
+		log_err("daemon", "%s: libcurl: %s", sl->srv->conf->name, curl_multi_strerror(mc));
+	slot_collect(d, sl);
+}
+
 static void curl_timers(struct daemon *d)
 {
 	int64_t now = now_ms();
@@ -369,15 +380,13 @@ static void curl_timers(struct daemon *d)
 		struct srv *srv = &d->srvs[i];
 		for (size_t k = 0; k < srv->nslots; k++) {
 			struct slot *sl = &srv->slots[k];
-			int running;
 			/* Our own wait on a reply: smtp_tx_step times it out. */
 			if (slot_in_tx(sl) && smtp_tx_deadline(sl->conn) <= now)
 				slot_drive(d, sl);
 			if (sl->timer_at < 0 || sl->timer_at > now)
 				continue;
 			sl->timer_at = -1;
-			curl_multi_socket_action(sl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-			slot_collect(d, sl);
+			slot_act(d, sl, CURL_SOCKET_TIMEOUT, 0);
 		}
 	}
 }
@@ -413,7 +422,11 @@ static int setup_fds(struct daemon *d, struct err *e)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Unblocked, they would end the process instead of reaching the signalfd. */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+		err_set(e, "daemon: cannot block signals: %s", strerror(errno));
+		return -1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	d->signals.kind = WATCH_SIGNAL;
 	d->signals.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -424,15 +437,25 @@ static int setup_fds(struct daemon *d, struct err *e)
 		err_set(e, "daemon: cannot set up the event loop: %s", strerror(errno));
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/new", d->cfg->spool);
+	if (snprintf(path, sizeof(path), "%s/new", d->cfg->spool) >= (int)sizeof(path)) {
+		err_set(e, "daemon: the spool's path is too long: %s", d->cfg->spool);
+		return -1;
+	}
 	if (inotify_add_watch(d->inotify.fd, path, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
 		err_set(e, "daemon: cannot watch %s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Without these the daemon would hear neither signals nor new alerts. */
 	ev.data.ptr = &d->signals;
-	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->signals.fd, &ev);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->signals.fd, &ev) < 0) {
+		err_set(e, "daemon: cannot watch signals: %s", strerror(errno));
+		return -1;
+	}
 	ev.data.ptr = &d->inotify;
-	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->inotify.fd, &ev);
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->inotify.fd, &ev) < 0) {
+		err_set(e, "daemon: cannot watch %s: %s", path, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -476,12 +499,11 @@ static void loop(struct daemon *d)
 				slot_event(d, w->slot);
 			} else {
 				struct slot *sl = w->slot;
-				int fd = w->fd, running;
+				int fd = w->fd;
 				int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
 				            ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
 				            ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-				curl_multi_socket_action(sl->multi, fd, flags, &running);
-				slot_collect(d, sl);
+				slot_act(d, sl, fd, flags);
 			}
 		}
 		watches_reap(d);
@@ -534,8 +556,10 @@ int daemon_run(const char *config_path)
 		goto out;
 	}
 	/* What a previous run left: claimed alerts first, then the deferred, then new/. */
-	spool_list(d.spool, SPOOL_ACTIVE, recover_active, &d, &e);
-	spool_list(d.spool, SPOOL_DEFERRED, recover_deferred, &d, &e);
+	if (spool_list(d.spool, SPOOL_ACTIVE, recover_active, &d, &e) < 0)
+		log_err("daemon", "recovering active/: %s", e.msg);
+	if (spool_list(d.spool, SPOOL_DEFERRED, recover_deferred, &d, &e) < 0)
+		log_err("daemon", "recovering deferred/: %s", e.msg);
 	scan_new(&d);
 	d.next_rescan = now_ms() + RESCAN_MS;
 	d.next_clean = now_ms();

@@ -73,6 +73,7 @@ struct srv {
 	struct rate_limit rate;
 	bool rate_held; /* jobs wait for the rate limit (logged once per episode) */
 	struct job *wait_head, *wait_tail; /* jobs waiting for a free slot */
+	bool draining; /* srv_drain is running for it: a nested call leaves the jobs to it */
 };
 
 /* A channel's state: failover memory. */

@@ -32,8 +32,8 @@ static void iso_time(time_t t, char *out, size_t len)
 {
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, len, "@%lld", (long long)t);
 }
 
 /* ---- jobs ---- */
@@ -130,6 +130,12 @@ static struct srv *srv_of(struct daemon *d, const struct server *s)
 	return &d->srvs[s - d->cfg->servers];
 }
 
+/* Recursion, and its bound: an attempt that ends at once (a resting server, a session that
+ * cannot start) goes on to the job's next server from inside the call that began it:
+ * try_server -> slot_start -> ... -> slot_finish -> attempt_done -> next_server -> try_server.
+ * A job tries each server of its channel once per round (j->tries) and starts over once on
+ * a fresh session and once with a fresh token; srv_drain does not nest for the same server
+ * (srv->draining). The depth is bounded by the number of servers, not by the queue. */
 static void try_server(struct daemon *d, struct job *j);
 static void srv_drain(struct daemon *d, struct srv *srv);
 static struct slot *free_slot(struct srv *srv);
@@ -163,7 +169,8 @@ static void round_failed(struct daemon *d, struct job *j)
 		job_fail(d, j, why);
 		return;
 	}
-	RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+		rnd = 0; /* the backoff loses its jitter, nothing more */
 	wait = queue_backoff_ms(j->meta.attempts, d->cfg->retry_initial_ms,
 	                        d->cfg->retry_max_interval_ms, rnd);
 	j->meta.next_attempt = wall + (time_t)(wait / 1000);
@@ -181,6 +188,7 @@ static void round_failed(struct daemon *d, struct job *j)
 	job_free(j);
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void next_server(struct daemon *d, struct job *j)
 {
 	j->tries++;
@@ -210,6 +218,7 @@ static bool busy_reply(const struct smtp_reply *r)
 	       (r->code >= 500 && smtp_hint_temporary(r));
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
                          const struct smtp_result *r)
 {
@@ -251,12 +260,13 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 }
 
 /* The server rests (busy replies, no token): the job goes on to the next one. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void skip_server(struct daemon *d, struct srv *srv, struct job *j)
 {
 	char what[256];
 
 	snprintf(what, sizeof(what), "not tried: the server is backing off for %lld s more",
-	         (long long)((srv->busy_until - now_ms()) / 1000 + 1));
+	         (long long)(srv->busy_until - now_ms()) / 1000 + 1);
 	record_attempt(j, srv->conf, what);
 	j->any_temp = true;
 	next_server(d, j);
@@ -266,11 +276,11 @@ static void skip_server(struct daemon *d, struct srv *srv, struct job *j)
 static bool rate_holds(struct srv *srv, int64_t now)
 {
 	int64_t at = rate_next(&srv->rate, now);
-	char period[32];
 
 	if (at <= now)
 		return false;
 	if (!srv->rate_held) {
+		char period[32];
 		srv->rate_held = true;
 		duration_format(srv->conf->rate_period_ms, period, sizeof(period));
 		log_notice("server", "%s: rate limit of %ld per %s reached: alerts wait", srv->conf->name,
@@ -289,6 +299,7 @@ static bool srv_fetching(const struct srv *srv)
 	return false;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void try_server(struct daemon *d, struct job *j)
 {
 	const struct server *s = j->chan->conf->servers[j->cur];
@@ -319,9 +330,16 @@ static void try_server(struct daemon *d, struct job *j)
 	slot_start(d, srv, sl, j);
 }
 
-/* Jobs waiting for the server go on: into its free slots, or past it while it rests. */
+/* Jobs waiting for the server go on: into its free slots, or past it while it rests. An
+ * attempt that fails at once ends in slot_finish, which calls this again: that nested call
+ * returns at once and this loop takes the next job, so that the stack does not grow with the
+ * number of jobs waiting (a storm of them would exhaust it). */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void srv_drain(struct daemon *d, struct srv *srv)
 {
+	if (srv->draining)
+		return;
+	srv->draining = true;
 	while (srv->wait_head != NULL && !srv_fetching(srv)) {
 		struct job *w = srv->wait_head;
 		int64_t now = now_ms();
@@ -341,6 +359,7 @@ static void srv_drain(struct daemon *d, struct srv *srv)
 			slot_start(d, srv, sl, w);
 		}
 	}
+	srv->draining = false;
 	if (srv->wait_head == NULL && srv->rate_held) {
 		srv->rate_held = false;
 		log_info("server", "%s: no alert waits for the rate limit any more", srv->conf->name);
@@ -398,18 +417,31 @@ static void io_watch(struct slot *sl, uint32_t events)
 	if (sl->iofd < 0 || events == sl->io_events)
 		return;
 	if (events == 0)
-		epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, sl->iofd, NULL);
+		/* Fails only for an fd not in the set: nothing to undo. */
+		(void)epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, sl->iofd, NULL);
 	else if (epoll_ctl(the_daemon->epfd, sl->io_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sl->iofd,
 	                   &ev) < 0)
 		log_err("daemon", "epoll session socket: %s", strerror(errno));
 	sl->io_events = events;
 }
 
+/* Takes a transfer out of the slot's multi. It fails for a handle not in it, or when called
+ * from one of libcurl's callbacks: either would be a bug here, and the handle is about to be
+ * freed, so it is logged. */
+static void multi_remove(struct slot *sl, void *handle)
+{
+	CURLMcode mc = curl_multi_remove_handle(sl->multi, handle);
+
+	if (mc != CURLM_OK)
+		log_err("daemon", "%s: libcurl: removing a transfer: %s", sl->srv->conf->name,
+		        curl_multi_strerror(mc));
+}
+
 /* Ends the slot's session, if any: no wait on the server, whatever state it is in. */
 static void slot_drop(struct slot *sl)
 {
 	if (sl->fetch != NULL) {
-		curl_multi_remove_handle(sl->multi, oauth2_fetch_handle(sl->fetch));
+		multi_remove(sl, oauth2_fetch_handle(sl->fetch));
 		oauth2_fetch_free(sl->fetch);
 		sl->fetch = NULL;
 	}
@@ -419,7 +451,7 @@ static void slot_drop(struct slot *sl)
 	sl->iofd = -1;
 	smtp_close(sl->conn);
 	if (sl->in_multi)
-		curl_multi_remove_handle(sl->multi, smtp_conn_handle(sl->conn));
+		multi_remove(sl, smtp_conn_handle(sl->conn));
 	sl->in_multi = false;
 	sl->opening = false;
 }
@@ -427,6 +459,7 @@ static void slot_drop(struct slot *sl)
 static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_result *r);
 
 /* Drives the message on the slot's open session as far as it goes without waiting. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 void slot_drive(struct daemon *d, struct slot *sl)
 {
 	struct smtp_result r;
@@ -439,6 +472,7 @@ void slot_drive(struct daemon *d, struct slot *sl)
 	io_watch(sl, w == SMTP_TX_WANT_WRITE ? EPOLLOUT : EPOLLIN);
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void slot_send(struct daemon *d, struct slot *sl)
 {
 	struct job *j = sl->job;
@@ -453,6 +487,7 @@ static void slot_send(struct daemon *d, struct slot *sl)
 }
 
 /* Has libcurl open a session on the slot (TCP, TLS, EHLO, AUTH). */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void slot_open(struct daemon *d, struct slot *sl)
 {
 	struct smtp_result r;
@@ -473,6 +508,7 @@ static void slot_open(struct daemon *d, struct slot *sl)
 
 /* No token, no session: the attempt fails for now, and the server rests, so that a storm of
  * alerts does not become a storm of requests to a token endpoint that refuses them. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void token_failed(struct daemon *d, struct slot *sl, const char *why)
 {
 	struct srv *srv = sl->srv;
@@ -491,6 +527,7 @@ static void token_failed(struct daemon *d, struct slot *sl, const char *why)
 }
 
 /* Fetches a token (in the slot's multi, like the session itself) before the session opens. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void slot_fetch_token(struct daemon *d, struct slot *sl)
 {
 	char why[512];
@@ -518,7 +555,7 @@ static void token_fetched(struct daemon *d, struct slot *sl, CURLcode cc)
 	int rc;
 
 	sl->fetch = NULL;
-	curl_multi_remove_handle(sl->multi, oauth2_fetch_handle(f));
+	multi_remove(sl, oauth2_fetch_handle(f));
 	rc = oauth2_fetch_end(f, (int)cc, now, &srv->token, why, sizeof(why));
 	oauth2_fetch_free(f);
 	if (rc < 0) {
@@ -532,6 +569,7 @@ static void token_fetched(struct daemon *d, struct slot *sl, CURLcode cc)
 }
 
 /* Starts j on the slot: over its open session, or opening one first. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void slot_start(struct daemon *d, struct srv *srv, struct slot *sl, struct job *j)
 {
 	j->started = now_ms();
@@ -571,6 +609,7 @@ static void slot_opened(struct daemon *d, struct slot *sl, CURLcode cc)
 }
 
 /* The attempt on this slot is over: the session is kept when it is still good. */
+/* NOLINTNEXTLINE(misc-no-recursion): bounded, see "Recursion, and its bound" above */
 static void slot_finish(struct daemon *d, struct slot *sl, const struct smtp_result *r)
 {
 	struct job *j = sl->job;
@@ -659,11 +698,12 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (w != NULL) {
-			epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, s, NULL);
+			/* Fails only for a socket not in the set, or unknown to libcurl. */
+			(void)epoll_ctl(the_daemon->epfd, EPOLL_CTL_DEL, s, NULL);
 			w->fd = -1;
 			w->next_dead = the_daemon->dead_watches;
 			the_daemon->dead_watches = w;
-			curl_multi_assign(sl->multi, s, NULL);
+			(void)curl_multi_assign(sl->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -679,7 +719,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 			free(w);
 			return -1;
 		}
-		curl_multi_assign(sl->multi, s, w);
+		/* Fails only for a socket libcurl does not know: no callback comes for it. */
+		(void)curl_multi_assign(sl->multi, s, w);
 		return 0;
 	}
 	ev.data.ptr = w;
@@ -732,6 +773,24 @@ void srvs_free(struct daemon *d)
 	d->chans = NULL;
 }
 
+/* The slot's multi, its sockets and timers in our epoll, one connection at most. */
+static CURLM *slot_multi_new(struct slot *sl)
+{
+	CURLM *m = curl_multi_init();
+
+	if (m == NULL ||
+	    curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+	    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, sl) != CURLM_OK ||
+	    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+	    curl_multi_setopt(m, CURLMOPT_TIMERDATA, sl) != CURLM_OK ||
+	    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L) != CURLM_OK) {
+		/* Only without memory: fatal, as in xmalloc. */
+		log_err("daemon", "%s: cannot set up libcurl: out of memory", sl->srv->conf->name);
+		abort();
+	}
+	return m;
+}
+
 int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, struct err *e)
 {
 	const char *dirs[2];
@@ -767,12 +826,7 @@ int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, st
 			sl->io.slot = sl;
 			sl->conn = smtp_conn_new(srv->conf);
 			smtp_conn_share_token(sl->conn, &srv->token);
-			sl->multi = curl_multi_init();
-			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-			curl_multi_setopt(sl->multi, CURLMOPT_SOCKETDATA, sl);
-			curl_multi_setopt(sl->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-			curl_multi_setopt(sl->multi, CURLMOPT_TIMERDATA, sl);
-			curl_multi_setopt(sl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L);
+			sl->multi = slot_multi_new(sl);
 		}
 	}
 	return 0;

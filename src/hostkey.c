@@ -17,6 +17,7 @@
 #include "secret.h"
 
 /* A key file is never encrypted: the callback refuses instead of prompting on a terminal. */
+/* NOLINTNEXTLINE(readability-non-const-parameter): OpenSSL's pem_password_cb type */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf;

@@ -178,9 +178,8 @@ static bool json_number(const char *s, size_t len)
 
 static void add_scalar(struct buf *out, const struct ynode *n)
 {
-	int b;
-
 	if (n->plain) {
+		int b;
 		if (ynode_is_null(n)) {
 			buf_adds(out, "null");
 			return;
@@ -207,6 +206,7 @@ static void newline(struct buf *out, bool pretty, unsigned depth)
 		buf_adds(out, "  ");
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): YTREE_MAX_DEPTH parsed, as many again by --set */
 static void add_node(struct buf *out, const struct ynode *n, bool pretty, unsigned depth)
 {
 	bool map = n->kind == YNODE_MAP;

@@ -61,8 +61,9 @@ void log_msg(int priority, const char *subsystem, const char *fmt, ...)
 		char when[32];
 		time_t now = time(NULL);
 		struct tm tm;
-		localtime_r(&now, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		if (localtime_r(&now, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+			snprintf(when, sizeof(when), "@%lld", (long long)now);
 		fprintf(stderr, "%s %s: %s: %s\n", when, log_ident, subsystem, text);
 	} else {
 		fprintf(stderr, "%s: %s: %s\n", log_ident, subsystem, text);

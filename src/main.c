@@ -1,8 +1,10 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <locale.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +93,8 @@ static const struct command commands[] = {
 /* Commands of the contract that later versions provide. */
 static const char *const later[] = {"route"};
 
-int main(int argc, char **argv)
+/* The command line, after the checks that make the process safe to run. */
+static int dispatch(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -103,17 +106,10 @@ int main(int argc, char **argv)
 	struct globals g = {0};
 	const char *cli_config = NULL;
 	int verbosity = 1;
-	int c, rc;
+	int rc;
 
-	/* Passwords are in memory from the config on: keep them out of core files. Failure is
-	 * no reason not to run. */
-	(void)prctl(PR_SET_DUMPABLE, 0);
-	(void)setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
-	/* Whatever umask the caller had: nothing made here is for the world. */
-	umask(PRIVS_UMASK);
-	setlocale(LC_CTYPE, "");
 	for (;;) {
-		c = getopt_long(argc, argv, "+c:vqh", opts, NULL);
+		int c = getopt_long(argc, argv, "+c:vqh", opts, NULL);
 		if (c == -1)
 			break;
 		switch (c) {
@@ -165,4 +161,36 @@ int main(int argc, char **argv)
 	fprintf(stderr, "alertmail: unknown command '%s'\n", argv[optind]);
 	usage(stderr);
 	return EXIT_USAGE;
+}
+
+/* Output that never reached stdout (a full disk, a closed pipe) fails the command, as in
+ * coreutils: whoever reads it must not take a cut listing, or no id, for a whole one. */
+static int stdout_close(int rc)
+{
+	bool lost = fflush(stdout) != 0;
+
+	if (lost || ferror(stdout)) {
+		fprintf(stderr, "alertmail: standard output: %s\n",
+		        lost ? strerror(errno) : "a write failed");
+		return rc == EXIT_OK ? EXIT_FAILURE_RUNTIME : rc;
+	}
+	/* Flushed, so EBADF means stdout was closed and nothing was written to it. */
+	if (fclose(stdout) != 0 && errno != EBADF) {
+		fprintf(stderr, "alertmail: standard output: %s\n", strerror(errno));
+		return rc == EXIT_OK ? EXIT_FAILURE_RUNTIME : rc;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	/* Passwords are in memory from the config on: keep them out of core files. Failure is
+	 * no reason not to run. */
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	(void)setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+	/* Whatever umask the caller had: nothing made here is for the world. */
+	umask(PRIVS_UMASK);
+	/* Without the locale, text is taken as ASCII: still safe. */
+	(void)setlocale(LC_CTYPE, "");
+	return stdout_close(dispatch(argc, argv));
 }

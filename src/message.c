@@ -361,7 +361,8 @@ static void sha256_hex(const void *data, size_t len, char *hex, size_t nhex)
 	unsigned int mdlen = 0;
 	size_t i;
 
-	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen * 2 < nhex) {
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    (size_t)mdlen * 2 < nhex) {
 		fprintf(stderr, "alertmail: SHA-256 failed\n");
 		abort();
 	}
@@ -453,7 +454,7 @@ static bool ends_crlf(const struct buf *b)
 
 int message_compose(const struct message_in *in, struct buf *out, struct err *e)
 {
-	char date[64], boundary[64];
+	char date[64];
 	const char *domain;
 	char *msgid;
 	struct hdr h;
@@ -509,6 +510,7 @@ int message_compose(const struct message_in *in, struct buf *out, struct err *e)
 	} else {
 		/* The CRLF before each delimiter belongs to the delimiter, so a part that does
 		 * not end in a line break comes back without one. */
+		char boundary[64];
 		make_boundary(in, boundary, sizeof(boundary));
 		buf_printf(&m, "Content-Type: multipart/alternative;\r\n boundary=\"%s\"\r\n\r\n",
 		           boundary);

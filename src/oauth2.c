@@ -40,9 +40,9 @@ int64_t oauth2_refresh_margin_ms(int64_t lifetime_ms)
 	return m > 300000 ? 300000 : m;
 }
 
-void oauth2_default_url(const char *tenant, char *out, size_t len)
+int oauth2_default_url(const char *tenant, char *out, size_t len)
 {
-	snprintf(out, len, "https://login.microsoftonline.com/%s/oauth2/v2.0/token", tenant);
+	return snprintf(out, len, "https://login.microsoftonline.com/%s/oauth2/v2.0/token", tenant);
 }
 
 /* Text from the endpoint, made fit for one log line: control characters become spaces, runs
@@ -254,13 +254,21 @@ struct oauth2_fetch *oauth2_fetch_new(const struct server *s, char *why, size_t 
 	const struct oauth2_conf *o = &s->oauth2;
 	struct oauth2_fetch *f = xcalloc(1, sizeof(*f));
 	CURL *h;
+	int n;
 
 	f->server = s;
 	f->reply = xmalloc(OAUTH2_MAX_REPLY);
 	if (o->token_url != NULL)
-		snprintf(f->url, sizeof(f->url), "%s", o->token_url);
+		n = snprintf(f->url, sizeof(f->url), "%s", o->token_url);
 	else
-		oauth2_default_url(o->tenant, f->url, sizeof(f->url));
+		n = oauth2_default_url(o->tenant, f->url, sizeof(f->url));
+	/* The config bounds both; a cut URL would send the secret to another path. */
+	if (n < 0 || (size_t)n >= sizeof(f->url)) {
+		snprintf(why, why_len, "the token endpoint's URL is longer than %zu bytes",
+		         sizeof(f->url) - 1);
+		oauth2_fetch_free(f);
+		return NULL;
+	}
 	if (o->client_id == NULL || o->client_secret == NULL) {
 		snprintf(why, why_len, "no client_id or client secret for the token endpoint");
 		oauth2_fetch_free(f);
@@ -281,12 +289,12 @@ struct oauth2_fetch *oauth2_fetch_new(const struct server *s, char *why, size_t 
 	MUST(curl_easy_setopt(h, CURLOPT_URL, f->url), "URL");
 	MUST(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https"), "PROTOCOLS_STR");
 	MUST(curl_easy_setopt(h, CURLOPT_PROXY, ""), "PROXY");
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, f->errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	MUST(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, f->errbuf), "ERRORBUFFER");
+	MUST(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
 	MUST(curl_easy_setopt(h, CURLOPT_POSTFIELDS, f->form), "POSTFIELDS");
 	MUST(curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(f->form)), "POSTFIELDSIZE");
 	MUST(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write), "WRITEFUNCTION");
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+	MUST(curl_easy_setopt(h, CURLOPT_WRITEDATA, f), "WRITEDATA");
 	MUST(curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2), "SSLVERSION");
 	MUST(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L), "SSL_VERIFYPEER");
 	MUST(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L), "SSL_VERIFYHOST");
@@ -297,9 +305,9 @@ struct oauth2_fetch *oauth2_fetch_new(const struct server *s, char *why, size_t 
 	MUST(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->connect_timeout_ms + s->timeout_ms),
 	     "TIMEOUT_MS");
 	/* One request now and then: no connection is kept for it. */
-	curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, f);
+	MUST(curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L), "FORBID_REUSE");
+	MUST(curl_easy_setopt(h, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION), "USERAGENT");
+	MUST(curl_easy_setopt(h, CURLOPT_PRIVATE, f), "PRIVATE");
 	return f;
 }
 
@@ -346,7 +354,8 @@ int oauth2_fetch_end(struct oauth2_fetch *f, int cc, int64_t now, struct oauth2_
 		snprintf(what, sizeof(what), "%s",
 		         f->errbuf[0] != '\0' ? f->errbuf : curl_easy_strerror((CURLcode)cc));
 	} else {
-		curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
+		/* status stays 0 if libcurl has none: oauth2_parse_reply refuses that. */
+		(void)curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (oauth2_parse_reply(status, f->reply, f->reply_len, &token, &lifetime_s, what,
 		                       sizeof(what)) == 0) {
 			oauth2_token_clear(t);

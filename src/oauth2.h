@@ -59,8 +59,9 @@ void oauth2_fetch_free(struct oauth2_fetch *f);
 int oauth2_token_get(const struct server *s, struct oauth2_token *t, int64_t now, char *why,
                      size_t why_len);
 
-/* The default token endpoint of a tenant; out gets the URL. */
-void oauth2_default_url(const char *tenant, char *out, size_t len);
+/* The default token endpoint of a tenant; out gets the URL. Returns its length, as snprintf
+ * does: len or more means it was cut. */
+int oauth2_default_url(const char *tenant, char *out, size_t len);
 
 #define OAUTH2_DEFAULT_SCOPE "https://outlook.office365.com/.default"
 

@@ -22,10 +22,8 @@ bool route_matches(const struct route *r, const struct alert *a)
 
 const struct channel *route_select(const struct config *c, const struct alert *a, struct err *e)
 {
-	const struct channel *ch;
-
 	if (a->channel != NULL) {
-		ch = config_channel(c, a->channel);
+		const struct channel *ch = config_channel(c, a->channel);
 		if (ch == NULL)
 			err_set(e, "the alert names channel '%s', which the config does not define",
 			        a->channel);

@@ -15,7 +15,7 @@
 /* eph_pub | nonce | ciphertext | tag: the fixed part around the ciphertext. */
 #define SEAL_OVERHEAD (SEAL_KEY_LEN + SEAL_NONCE_LEN + SEAL_TAG_LEN)
 #define SEAL_RAW_MAX (SEAL_OVERHEAD + SECRET_MAX_SIZE)
-#define B64_LEN(n) (((n) + 2) / 3 * 4)
+#define B64_LEN(n) (((size_t)(n) + 2) / 3 * 4)
 
 static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -234,7 +234,7 @@ static int gcm(bool encrypt, const unsigned char key[32], const unsigned char no
 		goto out;
 	if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) != 1)
 		goto out;
-	if (EVP_CipherFinal_ex(ctx, out + n, &fin) != 1 || (size_t)(n + fin) != len)
+	if (EVP_CipherFinal_ex(ctx, out + n, &fin) != 1 || (size_t)n + (size_t)fin != len)
 		goto out;
 	if (encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) != 1)
 		goto out;

@@ -60,6 +60,7 @@ static size_t on_read(char *ptr, size_t size, size_t nmemb, void *userp)
 
 /* Server replies reach us through the debug callback, which sees each line first. The header
  * callback is the one whose answer libcurl obeys: returning short stops the session. */
+/* NOLINTNEXTLINE(readability-non-const-parameter): libcurl's curl_write_callback type */
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userp)
 {
 	struct smtp_conn *c = userp;
@@ -136,12 +137,13 @@ bool smtp_token_rejected(struct smtp_conn *c, const struct smtp_result *r)
 /* The blocking commands' way to a token: the one kept, or one fetched now. */
 static int token_ready(struct smtp_conn *c, struct smtp_result *r)
 {
-	char why[700], detail[768];
+	char why[700];
 	int64_t t0 = smtp_now_ms();
 
 	if (!oauth2_uses_grant(c->server))
 		return 0;
 	if (oauth2_token_get(c->server, c->token, t0, why, sizeof(why)) < 0) {
+		char detail[768];
 		r->stage = STAGE_AUTH;
 		snprintf(detail, sizeof(detail), "no OAuth2 token: %s", why);
 		smtp_session_fail(r, OUTCOME_TEMPFAIL, detail);
@@ -156,9 +158,9 @@ static int token_ready(struct smtp_conn *c, struct smtp_result *r)
 
 void smtp_session_release(struct smtp_conn *c)
 {
-	/* The handle must not keep pointers to what is freed here. */
+	/* The handle must not keep pointers to what is freed here (setting one cannot fail). */
 	if (c->curl != NULL)
-		curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, NULL);
+		(void)curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, NULL);
 	curl_slist_free_all(c->rcpt_list);
 	c->rcpt_list = NULL;
 	free(c->mail_from);
@@ -214,7 +216,7 @@ static const char *login_options(enum auth_mech m)
 	return NULL;
 }
 
-/* An option whose refusal would weaken security or lose a bound: refusal stops the session. */
+/* Any option refused stops the session: most would weaken security or lose a bound. */
 #define MUST(call, what)                                                                          \
 	do {                                                                                      \
 		if ((call) != CURLE_OK) {                                                         \
@@ -242,19 +244,19 @@ int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 	MUST(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps"), "PROTOCOLS_STR");
 	/* No proxy from the environment (ALL_PROXY): mail goes to the configured server only. */
 	MUST(curl_easy_setopt(h, CURLOPT_PROXY, ""), "PROXY");
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	MUST(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf), "ERRORBUFFER");
+	MUST(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
+	MUST(curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L), "TCP_NODELAY");
 	MUST(curl_easy_setopt(h, CURLOPT_VERBOSE, 1L), "VERBOSE");
 	MUST(curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug), "DEBUGFUNCTION");
-	curl_easy_setopt(h, CURLOPT_DEBUGDATA, c);
+	MUST(curl_easy_setopt(h, CURLOPT_DEBUGDATA, c), "DEBUGDATA");
 	MUST(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header), "HEADERFUNCTION");
 	MUST(curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt), "SOCKOPTFUNCTION");
-	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+	MUST(curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c), "SOCKOPTDATA");
 	MUST(curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket),
 	     "CLOSESOCKETFUNCTION");
-	curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+	MUST(curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c), "CLOSESOCKETDATA");
+	MUST(curl_easy_setopt(h, CURLOPT_HEADERDATA, c), "HEADERDATA");
 	MUST(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)s->connect_timeout_ms),
 	     "CONNECTTIMEOUT_MS");
 	MUST(curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, seconds_up(s->timeout_ms)),
@@ -398,8 +400,9 @@ enum outcome smtp_session_end(struct smtp_conn *c, CURLcode cc, struct smtp_resu
 
 	/* A reused connection starts at MAIL: the stage is right as it is. */
 	if (stage == STAGE_CONNECT) {
-		curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
-		curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &appconnect_us);
+		/* Left 0 where libcurl has no time: the stage stays CONNECT. */
+		(void)curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+		(void)curl_easy_getinfo(c->curl, CURLINFO_APPCONNECT_TIME_T, &appconnect_us);
 		if (connect_us > 0)
 			stage = (c->server->tls == TLS_IMPLICIT && appconnect_us == 0) ? STAGE_TLS
 			                                                                : STAGE_GREETING;
@@ -484,16 +487,22 @@ static int send_begin(struct smtp_conn *c, const char *mail_from, char *const *r
 		}
 		c->rcpt_list = n;
 	}
+	/* libcurl copies MAIL_FROM: refused (no memory), it would send MAIL FROM:<>. */
+	if (curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, c->mail_from) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, c->rcpt_list) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_READDATA, c) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len) != CURLE_OK) {
+		smtp_session_release(c);
+		smtp_session_fail(r, OUTCOME_TEMPFAIL,
+		                  "libcurl refused the envelope or the message");
+		return -1;
+	}
 	c->body = msg;
 	c->body_len = len;
 	c->body_off = 0;
 	c->in_session = true;
-	curl_easy_setopt(c->curl, CURLOPT_MAIL_FROM, c->mail_from);
-	curl_easy_setopt(c->curl, CURLOPT_MAIL_RCPT, c->rcpt_list);
-	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
-	curl_easy_setopt(c->curl, CURLOPT_READDATA, c);
-	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
 	return 0;
 }
 
@@ -592,9 +601,10 @@ static enum outcome probe_once(struct smtp_conn *c, struct smtp_result *r)
 	if (smtp_setup(c, why, sizeof(why)) < 0)
 		return smtp_session_fail(r, OUTCOME_TEMPFAIL, why);
 	/* CONNECT_ONLY runs the whole SMTP connect phase: greeting, EHLO, STARTTLS, AUTH. */
-	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_CERTINFO, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
+	if (curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_CERTINFO, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
+		return smtp_session_fail(r, OUTCOME_TEMPFAIL, "libcurl refused CONNECT_ONLY");
 	cc = curl_easy_perform(c->curl);
 	smtp_session_end(c, cc, r);
 	if (cc == CURLE_OK) {

@@ -95,7 +95,7 @@ int smtp_parse_reply_line(const char *line, size_t len, struct smtp_reply *r)
 		r->text[i++] = ' ';
 	for (size_t k = 0; k < tlen && i + 1 < sizeof(r->text); k++) {
 		unsigned char c = (unsigned char)text[k];
-		r->text[i++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+		r->text[i++] = (char)((c >= 0x20 && c < 0x7f) ? c : '?');
 	}
 	r->text[i] = '\0';
 	return last;

@@ -13,7 +13,7 @@
 #include "smtp_conn.h"
 
 /* Bound on the transcript kept for one session: enough for any sane exchange. */
-#define TRANSCRIPT_MAX (64 * 1024)
+#define TRANSCRIPT_MAX ((size_t)64 * 1024)
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -42,7 +42,7 @@ void smtp_transcript_add(struct smtp_conn *c, const char *dir, const char *line,
 		unsigned char ch = (unsigned char)line[i];
 		if (ch == '\r' || ch == '\n')
 			continue;
-		buf_addc(&c->transcript, (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?');
+		buf_addc(&c->transcript, (char)((ch >= 0x20 && ch < 0x7f) ? ch : '?'));
 	}
 	buf_addc(&c->transcript, '\n');
 	if (c->transcript.len > TRANSCRIPT_MAX)

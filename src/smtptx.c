@@ -34,8 +34,12 @@ int smtp_open_begin(struct smtp_conn *c, struct smtp_result *r)
 		smtp_session_fail(r, OUTCOME_TEMPFAIL, why);
 		return -1;
 	}
-	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
+	if (curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK) {
+		c->opening = false;
+		smtp_session_fail(r, OUTCOME_TEMPFAIL, "libcurl refused CONNECT_ONLY");
+		return -1;
+	}
 	return 0;
 }
 
@@ -213,6 +217,7 @@ static enum smtp_tx_wait tx_reply(struct smtp_conn *c, int64_t now, struct smtp_
 	return c->out_off < c->out.len ? SMTP_TX_WANT_WRITE : SMTP_TX_WANT_READ;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): one level per reply that sends a command: nrcpt + 2 */
 enum smtp_tx_wait smtp_tx_step(struct smtp_conn *c, struct smtp_result *r)
 {
 	int64_t now = smtp_now_ms();

@@ -164,7 +164,7 @@ int spool_lock(struct spool *s, struct err *e)
 		err_set(e, "spool: %s/.lock: %s", s->root, strerror(errno));
 		return -1;
 	}
-	fchmod(fd, 0644);
+	(void)fchmod(fd, 0644); /* for the PID in it, read by others; the lock works without */
 	if (lock_op(fd, F_OFD_SETLK, F_WRLCK) < 0) {
 		int saved = errno;
 		if (saved == EAGAIN || saved == EACCES)
@@ -221,14 +221,17 @@ static int write_file_at(struct spool *s, enum spool_dir d, const char *name, co
 	char tmp[SPOOL_NAME_MAX + 16];
 	int fd;
 
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	if (snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= (int)sizeof(tmp)) {
+		err_set(e, "spool: %s/%s/%s: the name is too long", s->root, dirs[d].name, name);
+		return -1;
+	}
 	fd = openat(s->fd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0) {
 		err_set(e, "spool: create %s/%s/%s: %s", s->root, dirs[d].name, tmp, strerror(errno));
 		return -1;
 	}
-	fchmod(fd, 0640); /* the group reads it whatever the umask */
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	/* The group reads it whatever the umask. */
+	if (fchmod(fd, 0640) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		err_set(e, "spool: write %s/%s/%s: %s", s->root, dirs[d].name, tmp, strerror(errno));
 		close(fd);
 		unlinkat(s->fd[d], tmp, 0);
@@ -419,7 +422,7 @@ static void meta_text(struct buf *out, const char *key, const char *v)
 	buf_adds(out, key);
 	buf_adds(out, ": ");
 	for (; *v != '\0'; v++)
-		buf_addc(out, ((unsigned char)*v < 0x20 || *v == 0x7f) ? ' ' : *v);
+		buf_addc(out, (char)(((unsigned char)*v < 0x20 || *v == 0x7f) ? ' ' : *v));
 	buf_addc(out, '\n');
 }
 
@@ -455,7 +458,8 @@ void spool_meta_add_attempt(struct spool_meta *m, const char *line)
 		m->history.len -= cut;
 	}
 	for (; *line != '\0'; line++)
-		buf_addc(&m->history, ((unsigned char)*line < 0x20 || *line == 0x7f) ? ' ' : *line);
+		buf_addc(&m->history,
+		         (char)(((unsigned char)*line < 0x20 || *line == 0x7f) ? ' ' : *line));
 	buf_addc(&m->history, '\n');
 }
 
@@ -483,9 +487,6 @@ int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *colon;
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		char num[32];
-		long long v;
-		char *stop;
 
 		colon = memchr(p, ':', n);
 		if (colon != NULL && colon + 1 < p + n && colon[1] == ' ') {
@@ -501,6 +502,8 @@ int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 			} else if (klen == 10 && memcmp(p, "last_error", 10) == 0) {
 				copy_field(m->last_error, sizeof(m->last_error), val, vlen);
 			} else {
+				char num[32], *stop;
+				long long v;
 				if (vlen >= sizeof(num)) {
 					spool_meta_free(m);
 					return -1;

@@ -70,6 +70,7 @@ struct parser {
 	unsigned line, column;
 };
 
+/* NOLINTNEXTLINE(misc-no-recursion): sections nest TMPL_MAX_NESTING deep at most */
 static void nodes_free(struct node *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -289,7 +290,7 @@ static int close_section(struct parser *p, size_t a, size_t b, size_t tag)
 static int parse_tag(struct parser *p, size_t start)
 {
 	size_t cs = start + p->olen, ce, end, ls, eol, a, b;
-	char sigil = cs < p->len ? p->src[cs] : '\0';
+	char sigil = (char)(cs < p->len ? p->src[cs] : '\0');
 	bool standalone;
 	struct node *n;
 
@@ -449,6 +450,7 @@ const char *tmpl_name(const struct tmpl *t)
 	return t->name;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): sections nest TMPL_MAX_NESTING deep at most */
 static int foreach_partial(const struct node *v, size_t n, bool in_section,
                            int (*fn)(void *ctx, const char *name, unsigned line, unsigned column,
                                      bool in_section),
@@ -555,7 +557,7 @@ static void push(struct render *r, const struct ynode *v)
 {
 	if (r->nstack == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 16;
-		r->stack = xrealloc(r->stack, r->cap * sizeof(*r->stack));
+		r->stack = xrealloc(r->stack, r->cap * sizeof(const struct ynode *));
 	}
 	r->stack[r->nstack++] = v;
 }
@@ -665,6 +667,7 @@ static int find_partial(struct render *r, const struct tmpl *t, const struct nod
 	return 0;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): TMPL_MAX_PARTIAL_DEPTH partials, TMPL_MAX_NESTING deep */
 static int render_partial(struct render *r, const struct tmpl *t, const struct node *n)
 {
 	size_t from = r->indent_from, len = r->indent.len;
@@ -706,6 +709,7 @@ static int step(struct render *r, const struct tmpl *t, const struct node *n)
 	                    TMPL_MAX_STEPS);
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): TMPL_MAX_PARTIAL_DEPTH partials, TMPL_MAX_NESTING deep */
 static int render_section(struct render *r, const struct tmpl *t, const struct node *n)
 {
 	const struct ynode *v = lookup(r, n);
@@ -731,6 +735,7 @@ static int render_section(struct render *r, const struct tmpl *t, const struct n
 	return rc;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): TMPL_MAX_PARTIAL_DEPTH partials, TMPL_MAX_NESTING deep */
 static int render_nodes(struct render *r, const struct tmpl *t, const struct node *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

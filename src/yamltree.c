@@ -35,6 +35,7 @@ static struct ynode *node_new(enum ynode_kind kind, const yaml_mark_t *m)
 	return n;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): YTREE_MAX_DEPTH parsed, as many again by --set */
 void ynode_free(struct ynode *n)
 {
 	size_t i;
@@ -60,9 +61,9 @@ static void node_push(struct ynode *n, struct ynode *key, struct ynode *value)
 	/* Grow by powers of two: count is the size in use. */
 	if ((n->count & (n->count - 1)) == 0) {
 		size_t cap = n->count ? n->count * 2 : 1;
-		n->values = xrealloc(n->values, cap * sizeof(*n->values));
+		n->values = xrealloc(n->values, cap * sizeof(struct ynode *));
 		if (n->kind == YNODE_MAP)
-			n->keys = xrealloc(n->keys, cap * sizeof(*n->keys));
+			n->keys = xrealloc(n->keys, cap * sizeof(struct ynode *));
 	}
 	if (n->kind == YNODE_MAP)
 		n->keys[n->count] = key;
@@ -193,6 +194,7 @@ static int check_duplicates(struct ybuilder *b, const struct ynode *n)
 	return dup > 0 ? -1 : 0;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): b->depth stops at YTREE_MAX_DEPTH */
 static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t end)
 {
 	for (;;) {
@@ -230,6 +232,7 @@ static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t
 }
 
 /* Consumes ev (deletes it) and builds the node it starts. */
+/* NOLINTNEXTLINE(misc-no-recursion): b->depth stops at YTREE_MAX_DEPTH */
 static int build_node(struct ybuilder *b, yaml_event_t *ev, struct ynode **out)
 {
 	struct ynode *n;
@@ -513,6 +516,7 @@ void ynode_seq_add(struct ynode *seq, struct ynode *item)
 	node_push(seq, NULL, item);
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): YTREE_MAX_DEPTH parsed, as many again by --set */
 struct ynode *ynode_copy(const struct ynode *n)
 {
 	struct ynode *c = node_new(n->kind, NULL);

@@ -1219,6 +1219,7 @@ for i in range(n):
     os.rename(tmp, os.path.join(spool, "new", aid))
 PY
     local rc=$?
+    # shellcheck disable=SC2012 # a listing for a human
     [ $rc -eq 0 ] || diag "submit_alerts: failed ($rc): $(ls -la "$1" "$1/tmp" "$1/new" 2>&1 | tr '\n' '|')"
     return $rc
 }

@@ -38,7 +38,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	buf_free(&errors);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fputs("deliver: cannot initialise libcurl\n", stderr);
+		return 2;
+	}
 	pool = smtp_pool_new(cfg);
 	for (int i = 2; i < argc; i++) {
 		const struct server *s = config_server(cfg, argv[i]);

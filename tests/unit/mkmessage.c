@@ -15,7 +15,7 @@
 #include "message.h"
 #include "yamltree.h"
 
-#define CASE_MAX_SIZE (4 * 1024 * 1024)
+#define CASE_MAX_SIZE ((size_t)4 * 1024 * 1024)
 /* 9999-12-31T23:59:59Z, the last date with a four-digit year. */
 #define DATE_MAX 253402300799LL
 

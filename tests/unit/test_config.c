@@ -23,8 +23,7 @@ static void write_file(const char *p, const char *text, mode_t mode)
 		exit(99);
 	}
 	fputs(text, f);
-	fclose(f);
-	chmod(p, mode);
+	must(fclose(f) == 0 && chmod(p, mode) == 0, "write %s", p);
 }
 
 static void write_bytes(const char *p, const char *data, size_t len, mode_t mode)
@@ -35,8 +34,7 @@ static void write_bytes(const char *p, const char *data, size_t len, mode_t mode
 		perror(p);
 		exit(99);
 	}
-	fclose(f);
-	chmod(p, mode);
+	must(fclose(f) == 0 && chmod(p, mode) == 0, "write %s", p);
 }
 
 /* secret_read_file on a file of len bytes of data; returns its result, the secret in *out. */
@@ -111,7 +109,7 @@ static void test_secret(void)
 	} else {
 		ok(0, "symlink %s", q);
 	}
-	chmod(p, 0604);
+	must(chmod(p, 0604) == 0, "chmod %s", p);
 	rc = secret_read_file(p, &out, &e);
 	ok(rc < 0 && strstr(e.msg, "(mode 0604)") != NULL && strstr(e.msg, "chmod 600") != NULL,
 	   "secret: a file others may read is refused");
@@ -180,9 +178,9 @@ int main(void)
 		return 99;
 	snprintf(path, sizeof(path), "%s/alertmail.yaml", dir);
 	snprintf(p, sizeof(p), "%s/tpl", dir);
-	mkdir(p, 0700);
+	must(mkdir(p, 0700) == 0, "mkdir %s", p);
 	snprintf(p, sizeof(p), "%s/tpl/default", dir);
-	mkdir(p, 0700);
+	must(mkdir(p, 0700) == 0, "mkdir %s", p);
 	snprintf(p, sizeof(p), "%s/tpl/default/subject.mustache", dir);
 	write_file(p, "{{title}}", 0644);
 	buf_init(&errors);
@@ -632,7 +630,7 @@ int main(void)
 			exit(99);
 		for (int i = 0; i < 4 * 1024 * 1024 / 16 + 1; i++)
 			fputs("# 12345678901234", f);
-		fclose(f);
+		must(fclose(f) == 0, "write %s", path);
 		buf_reset(&errors);
 		config_load(path, &fc, &errors);
 		ok(fc == NULL && has("larger than the limit of 4194304 bytes"),
@@ -648,8 +646,6 @@ int main(void)
 	   "then the compiled-in default");
 
 	buf_free(&errors);
-	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
-	if (system(p) != 0)
-		diag("could not remove %s", dir);
+	tap_remove_tree(dir);
 	return done_testing();
 }

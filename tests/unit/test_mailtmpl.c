@@ -3,7 +3,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,13 +49,8 @@ static void write_file(const char *rel, const char *content)
 		abort();
 	}
 	fputs(content, f);
-	fclose(f);
+	must(fclose(f) == 0, "write %s", path);
 	free(path);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static void test_mail_template(void)
@@ -440,6 +434,11 @@ static void test_default_template(void)
 			diag("%s", e.msg);
 			goto next;
 		}
+		if (text == NULL || html == NULL) {
+			ok(0, "the default template has a text and an html part (%s)",
+			   severities[i][0]);
+			goto next;
+		}
 		want = xasprintf("[%s] Disk full on db01 <root> & \"var\"", severities[i][0]);
 		is_str(subject, want, "default subject (%s)", severities[i][0]);
 		free(want);
@@ -511,7 +510,7 @@ int main(void)
 		test_mail_template();
 		test_hostile_partials();
 		test_hostile_data();
-		nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+		tap_remove_tree(tmpdir);
 	}
 	test_default_template();
 	return done_testing();

@@ -59,9 +59,7 @@ static bool lines_ok(const char *s, size_t max)
 				return false;
 			s++;
 			col = 0;
-		} else if (*s == '\n') {
-			return false;
-		} else if (++col > max) {
+		} else if (*s == '\n' || ++col > max) {
 			return false;
 		}
 	}

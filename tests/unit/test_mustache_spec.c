@@ -48,6 +48,7 @@ static bool looks_like_float(const char *s)
 /* The spec's data assumes a host language that reads 1.210 as a number and prints it as 1.21:
  * rewrite plain floats in the data the way such a language prints them (shortest exact form).
  * The renderer itself prints scalars as written. */
+/* NOLINTNEXTLINE(misc-no-recursion): parsed trees: YTREE_MAX_DEPTH */
 static void normalise_floats(struct ynode *n)
 {
 	if (n->kind == YNODE_SCALAR) {

@@ -22,7 +22,7 @@ int main(void)
 	ok(queue_backoff_ms(1, 1000, 900000, 0) == 1000, "never below 1s");
 	min = max = queue_backoff_ms(3, 30000, 900000, 0);
 	for (uint32_t r = 0; r < 5000; r += 7) {
-		int64_t d = queue_backoff_ms(3, 30000, 900000, r * 2654435761u);
+		int64_t d = queue_backoff_ms(3, 30000, 900000, r * 2654435761U);
 		if (d < min)
 			min = d;
 		if (d > max)

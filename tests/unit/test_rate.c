@@ -89,7 +89,7 @@ static void simulation(void)
 	ok(worst <= 30, "2000 messages at 30/min: at most 30 MAIL commands in any minute (%d)",
 	   worst);
 	ok(worst >= 29, "... and the limit is used, not wasted (%d in the busiest minute)", worst);
-	ok(now < (int64_t)N / 30 * 60000 + 4 * 60000,
+	ok(now < (int64_t)N / 30 * 60000 + INT64_C(4) * 60000,
 	   "... in about the time the rate allows (%lld min for %d)", (long long)(now / 60000), N);
 	rate_free(&r);
 }

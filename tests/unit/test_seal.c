@@ -4,6 +4,7 @@
  * and secret files under systemd's $CREDENTIALS_DIRECTORY. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,10 +24,11 @@ static char dir[256];
 static void unhex(const char *hex, unsigned char *out, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+		char byte[3] = {hex[2 * i], '\0', '\0'};
+		if (!isxdigit((unsigned char)byte[0]) || !isxdigit((unsigned char)hex[2 * i + 1]))
 			exit(99);
-		out[i] = (unsigned char)v;
+		byte[1] = hex[2 * i + 1];
+		out[i] = (unsigned char)strtoul(byte, NULL, 16);
 	}
 }
 
@@ -61,9 +63,7 @@ static void write_file(const char *p, const char *text, mode_t mode)
 		exit(99);
 	}
 	fputs(text, f);
-	fclose(f);
-	if (chmod(p, mode) < 0)
-		exit(99);
+	must(fclose(f) == 0 && chmod(p, mode) == 0, "write %s", p);
 }
 
 static char *path_in(const char *d, const char *name)
@@ -416,16 +416,16 @@ static void test_hostkey(void)
 	   "hostkey: a value sealed to it opens, with the current key");
 	secret_free(plain);
 
-	chmod(keyfile, 0644);
+	must(chmod(keyfile, 0644) == 0, "chmod %s", keyfile);
 	ok(hostkey_load(state, HOSTKEY_CURRENT, &key, &e) < 0 &&
 	       strstr(e.msg, "accessible by group or others (mode 0644)") &&
 	       strstr(e.msg, "chmod 600"),
 	   "hostkey: mode 0644 is refused, with what to do: %s", e.msg);
-	chmod(keyfile, 0640);
+	must(chmod(keyfile, 0640) == 0, "chmod %s", keyfile);
 	ok(hostkey_open(state, v1, &plain, prev, &e) < 0 && plain == NULL &&
 	       strstr(e.msg, "(mode 0640)"),
 	   "hostkey: mode 0640 is refused when opening a value too");
-	chmod(keyfile, 0600);
+	must(chmod(keyfile, 0600) == 0, "chmod %s", keyfile);
 
 	/* Rotation: the old key is kept and still opens, saying so. */
 	rc = hostkey_rotate(state, &key, &e);
@@ -470,7 +470,7 @@ static void test_hostkey(void)
 	ok(symlink(oldfile, keyfile) == 0 && hostkey_load(state, HOSTKEY_CURRENT, &key, &e) < 0,
 	   "hostkey: a symbolic link is refused");
 	unlink(keyfile);
-	chmod(oldfile, 0604);
+	must(chmod(oldfile, 0604) == 0, "chmod %s", oldfile);
 	rc = hostkey_open(state, v2, &plain, prev, &e);
 	ok(rc < 0 && strstr(e.msg, "this host has no key yet"), "hostkey: no current key");
 	ok(hostkey_rotate(state, &key, &e) < 0 && strstr(e.msg, "no host key to rotate"),
@@ -526,13 +526,13 @@ static void test_config(void)
 	lines = xasprintf("%s/tpl/default/subject.mustache", dir);
 	*strrchr(lines, '/') = '\0';
 	*strrchr(lines, '/') = '\0';
-	mkdir(lines, 0700);
+	must(mkdir(lines, 0700) == 0, "mkdir %s", lines);
 	lines[strlen(lines)] = '/';
-	mkdir(lines, 0700);
+	must(mkdir(lines, 0700) == 0, "mkdir %s", lines);
 	lines[strlen(lines)] = '/';
 	write_file(lines, "{{title}}", 0600);
 	free(lines);
-	hostkey_ensure(state, &key, &created, &e);
+	must(hostkey_ensure(state, &key, &created, &e) == 0, "hostkey_ensure: %s", e.msg);
 	seal_public(key, pub, NULL);
 	seal_encrypt(pub, "s3cret pw", 9, &sealed, &e);
 	lines = xasprintf("    password_sealed: %s\n", sealed);
@@ -587,7 +587,7 @@ static void test_config(void)
 	seal_public(key, pub, NULL);
 	EVP_PKEY_free(key);
 	seal_encrypt(pub, "old pw", 6, &sealed, &e);
-	hostkey_rotate(state, &key, &e);
+	must(hostkey_rotate(state, &key, &e) == 0, "hostkey_rotate: %s", e.msg);
 	EVP_PKEY_free(key);
 	lines = xasprintf("    password_sealed: %s\n", sealed);
 	c = load_config(cfg, lines, 0);
@@ -618,8 +618,8 @@ static void test_credentials(void)
 	struct config *c;
 	struct err e;
 
-	mkdir(cred, 0700);
-	mkdir(other, 0700);
+	must(mkdir(cred, 0700) == 0, "mkdir %s", cred);
+	must(mkdir(other, 0700) == 0, "mkdir %s", other);
 	write_file(file, "credpw\n", 0440);
 	write_file(file2, "credpw\n", 0440);
 
@@ -654,25 +654,25 @@ static void test_credentials(void)
 	ok(secret_read_file(file, &out, &e) == 0 && strcmp(out, "credpw") == 0,
 	   "credentials: mode 0440 (systemd's ACL) is fine in $CREDENTIALS_DIRECTORY");
 	secret_free(out);
-	chmod(file, 0400);
+	must(chmod(file, 0400) == 0, "chmod %s", file);
 	ok(secret_read_file(file, &out, &e) == 0, "credentials: mode 0400 too");
 	secret_free(out);
-	chmod(file, 0444);
+	must(chmod(file, 0444) == 0, "chmod %s", file);
 	ok(secret_read_file(file, &out, &e) < 0 && strstr(e.msg, "accessible by others"),
 	   "credentials: readable by others: refused: %s", e.msg);
-	chmod(file, 0460);
+	must(chmod(file, 0460) == 0, "chmod %s", file);
 	ok(secret_read_file(file, &out, &e) < 0, "credentials: writable by the group: refused");
-	chmod(file, 0440);
+	must(chmod(file, 0440) == 0, "chmod %s", file);
 	ok(secret_read_file(file2, &out, &e) < 0 && strstr(e.msg, "chmod 600"),
 	   "credentials: mode 0440 elsewhere is refused as before");
-	chmod(cred, 0755);
+	must(chmod(cred, 0755) == 0, "chmod %s", cred);
 	ok(secret_read_file(file, &out, &e) < 0 && strstr(e.msg, "chmod 600"),
 	   "credentials: a directory others can enter is not systemd's: strict again");
-	chmod(cred, 0500);
+	must(chmod(cred, 0500) == 0, "chmod %s", cred);
 	ok(secret_read_file(file, &out, &e) == 0,
 	   "credentials: a read-only directory, as systemd leaves it, is fine");
 	secret_free(out);
-	chmod(cred, 0700);
+	must(chmod(cred, 0700) == 0, "chmod %s", cred);
 	unlink(file2);
 	ok(symlink(file, file2) == 0 && chmod(other, 0700) == 0 &&
 	       secret_read_file(file2, &out, &e) < 0,
@@ -712,8 +712,6 @@ static void test_credentials(void)
 
 int main(void)
 {
-	char cmd[300];
-
 	snprintf(dir, sizeof(dir), "/tmp/alertmail-test-seal-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return 99;
@@ -725,8 +723,6 @@ int main(void)
 	test_hostkey();
 	test_config();
 	test_credentials();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		diag("could not remove %s", dir);
+	tap_remove_tree(dir);
 	return done_testing();
 }
