@@ -88,7 +88,7 @@ size_t charset_escape_char(const unsigned char *s, size_t n, size_t *adv, char d
 		return (size_t)snprintf(dst, 8, "\\x%02x", s[0]);
 	if (cp == '\n' || cp == '\r' || cp == '\t') {
 		dst[0] = '\\';
-		dst[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+		dst[1] = (char)(cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
 		dst[2] = '\0';
 		return 2;
 	}

@@ -16,7 +16,7 @@ long charset_utf8_decode(const unsigned char *s, size_t n, size_t *adv);
 /* True when the whole NUL-terminated string is valid UTF-8 by the rules above. */
 bool charset_utf8_valid(const char *str);
 /* The offset of the first byte of s (n bytes) that is not valid UTF-8, or n when all are. */
-size_t charset_utf8_invalid_at(const char *s, size_t n);
+size_t charset_utf8_invalid_at(const char *str, size_t n);
 
 /* Characters that break a line or steer a terminal, and so must never reach a header or a
  * log line as they are: the C0 controls, DEL, the C1 controls (NEL among them) and the

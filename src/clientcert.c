@@ -20,6 +20,7 @@
 #include "secret.h"
 
 /* A key with a passphrase would make OpenSSL ask on the terminal: refuse instead. */
+/* NOLINTNEXTLINE(readability-non-const-parameter): OpenSSL's pem_password_cb type */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf;
@@ -57,7 +58,7 @@ static X509 *read_cert(const char *path, bool *has_key, struct err *e)
 		return NULL;
 	}
 	if (st.st_size > CLIENTCERT_MAX_SIZE) {
-		err_set(e, "%s: larger than %d bytes", path, CLIENTCERT_MAX_SIZE);
+		err_set(e, "%s: larger than %ld bytes", path, CLIENTCERT_MAX_SIZE);
 		close(fd);
 		return NULL;
 	}

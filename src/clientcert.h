@@ -8,7 +8,7 @@
 #include "err.h"
 
 /* The largest certificate file read (a certificate and its chain). */
-#define CLIENTCERT_MAX_SIZE (1024 * 1024)
+#define CLIENTCERT_MAX_SIZE (1024L * 1024)
 
 enum clientcert_part {
 	CLIENTCERT_CERT, /* the error is about client_cert */

@@ -148,13 +148,13 @@ static int collect_partial(void *ctx, const char *name, unsigned line, unsigned 
                            bool in_section)
 {
 	struct collect *c = ctx;
-	struct partial *from;
-	struct tmpl *p;
 	long i = partial_find(c->mt, name);
-	char *file;
-	int rc;
 
 	if (i < 0) {
+		struct tmpl *p;
+		char *file;
+		int rc;
+
 		/* The name becomes a file name: keep it inside the template's directory. */
 		if (!name_is_safe(name)) {
 			err_set(
@@ -176,7 +176,7 @@ static int collect_partial(void *ctx, const char *name, unsigned line, unsigned 
 		i = (long)partial_add(c->mt, name, p);
 	}
 	if (c->from >= 0 && !in_section) {
-		from = &c->mt->partials[c->from];
+		struct partial *from = &c->mt->partials[c->from];
 		from->always = xrealloc(from->always, (from->nalways + 1) * sizeof(*from->always));
 		from->always[from->nalways].to = (size_t)i;
 		from->always[from->nalways].line = line;
@@ -216,6 +216,7 @@ static void path_names(const struct walk *w, size_t from, size_t last, struct bu
 /* Follows the includes that no section guards from partial i: a partial that comes back to
  * itself that way would be rendered without end, and a chain longer than the renderer's
  * partial depth fails every render. Both are errors when the template is loaded. */
+/* NOLINTNEXTLINE(misc-no-recursion): w->depth stops at TMPL_MAX_PARTIAL_DEPTH */
 static int walk_includes(struct walk *w, size_t i)
 {
 	const struct partial *p = &w->mt->partials[i];
@@ -226,7 +227,6 @@ static int walk_includes(struct walk *w, size_t i)
 	w->path[w->depth++] = i;
 	for (size_t k = 0; k < p->nalways; k++) {
 		size_t to = p->always[k].to;
-		size_t first = 0;
 
 		if (w->state[to] == 2 && w->depth + w->height[to] <= TMPL_MAX_PARTIAL_DEPTH) {
 			if (1 + w->height[to] > height)
@@ -235,6 +235,7 @@ static int walk_includes(struct walk *w, size_t i)
 		}
 		buf_init(&names);
 		if (w->state[to] == 1) {
+			size_t first = 0;
 			while (w->path[first] != to)
 				first++;
 			path_names(w, first, to, &names);

@@ -534,6 +534,7 @@ struct ynode *ynode_copy(const struct ynode *n)
 	return c;
 }
 
+/* NOLINTNEXTLINE(misc-no-recursion): a tree is YTREE_MAX_DEPTH deep at most */
 size_t ynode_count(const struct ynode *n)
 {
 	size_t c = 1;

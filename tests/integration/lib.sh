@@ -1124,18 +1124,16 @@ _am_running_count() {
     echo "${n:-0}"
 }
 
-# run_as_root_opt -- "--allow-root" when this runs as root (the tests' daemons run as
-# whoever runs the tests; the daemon refuses root unless told), else nothing.
-run_as_root_opt() {
-    [ "$(id -u)" -ne 0 ] || echo --allow-root
-}
+# RUN_OPTS: the options for `alertmail run` here: --allow-root when this runs as root (the
+# tests' daemons run as whoever runs the tests; the daemon refuses root unless told).
+RUN_OPTS=()
+[ "$(id -u)" -ne 0 ] || RUN_OPTS=(--allow-root)
 
 start_daemon() {
     local name=$1 conf=$2 before deadline; shift 2
     before=$(_am_running_count "$name")
     # shellcheck disable=SC2086  # the wrapper is a command line (e.g. valgrind and options)
-    # shellcheck disable=SC2046  # no option, or one word
-    env "$@" ${ALERTMAIL_DAEMON_WRAPPER:-} "$ALERTMAIL" -c "$conf" -v run $(run_as_root_opt) </dev/null \
+    env "$@" ${ALERTMAIL_DAEMON_WRAPPER:-} "$ALERTMAIL" -c "$conf" -v run "${RUN_OPTS[@]}" </dev/null \
         >>"$T/$name.out" 2>>"$T/$name.log" &
     DAEMON_PID=$!
     _am_track daemon "$name" "$DAEMON_PID"
@@ -1415,11 +1413,11 @@ primary_yaml() {
         done
         [ "$found" = 1 ] || { keys+=("$k"); vals+=("${kv#*=}"); }
     done
-    local -a out=()
+    local -a kvs=()
     for i in "${!keys[@]}"; do
-        [ -n "${vals[$i]}" ] && out+=("${keys[$i]}=${vals[$i]}")
+        [ -n "${vals[$i]}" ] && kvs+=("${keys[$i]}=${vals[$i]}")
     done
-    server_yaml "$name" "${out[@]}"
+    server_yaml "$name" "${kvs[@]}"
 }
 
 # plain_yaml NAME PORT -- an anonymous server without TLS on 127.0.0.1.
@@ -1450,6 +1448,7 @@ run_alertmail() {
     timeout 30 "$ALERTMAIL" -v -v -c "$T/$c.yaml" test --channel c >"$T/$c.out" 2>"$T/$c.err"
     RC=$?
     e=$(date +%s%N)
+    # shellcheck disable=SC2034  # for the caller, as OUT, RC and ID
     EL=$(( (e - s) / 1000000 ))
     OUT=$(cat "$T/$c.out")
     ID=$(sed -n 's/^sending test notification \([^ ]*\) .*/\1/p' "$T/$c.out")
@@ -1545,6 +1544,7 @@ stderr_clean() {
 # password $PASS) and set PORT to its port.
 o365() {
     local name=$1; shift
+    # shellcheck disable=SC2034  # for the caller
     PORT=$(start_o365 --name "$name" --user "$AM_USER" --password "$PASS" "$@") ||
         bail_out "$name did not start"
 }
