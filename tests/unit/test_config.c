@@ -616,6 +616,29 @@ int main(void)
 		   "a config over 4 MiB is refused: %s", errors.data);
 	}
 
+	/* A config in memory (the fuzz harness's way in): the same parse, under the name given. */
+	{
+		char *mem = xasprintf("templates: %s/tpl\nfrom: a@example.org\n"
+		                      "servers: { s: { host: h } }\n"
+		                      "channels: { ops: { servers: [s], to: b@example.org } }\n",
+		                      dir);
+		struct config *mc = NULL;
+
+		buf_reset(&errors);
+		ok(config_parse(mem, strlen(mem), "mem.yaml", CONFIG_NO_SECRETS, &mc, &errors) ==
+		           0 &&
+		       mc != NULL && strcmp(mc->path, "mem.yaml") == 0 &&
+		       strcmp(mc->default_channel, "ops") == 0,
+		   "config_parse: a config in memory%s%s", errors.data ? ": " : "",
+		   errors.data ? errors.data : "");
+		config_free(mc);
+		free(mem);
+		buf_reset(&errors);
+		ok(config_parse("from: [x\n", 9, "mem.yaml", 0, &mc, &errors) < 0 && mc == NULL &&
+		       errors.data != NULL && strncmp(errors.data, "mem.yaml:", 9) == 0,
+		   "config_parse: errors name the name given: %s", errors.data);
+	}
+
 	/* Config path resolution. */
 	setenv("ALERTMAIL_CONFIG", "/x/env.yaml", 1);
 	is_str(config_default_path("/cli.yaml"), "/cli.yaml", "-c wins");
