@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "json.h"
 
 static int scalar_field(const struct ynode *root, const char *key, char **out, struct err *e,
                         const char *name)
@@ -166,9 +167,28 @@ char *alert_new_id(time_t now)
 	                 r[5], r[6], r[7]);
 }
 
+/* The first key in n whose JSON form is too long to be read back, or NULL. An alert that
+ * alertmail submit changes is stored as JSON, and the daemon must be able to read it. */
+static const struct ynode *long_key(const struct ynode *n)
+{
+	for (size_t i = 0; i < n->count; i++) {
+		const struct ynode *k;
+
+		if (n->kind == YNODE_MAP &&
+		    json_string_chars(n->keys[i]->str, n->keys[i]->len) > JSON_KEY_MAX)
+			return n->keys[i];
+		k = long_key(n->values[i]);
+		if (k != NULL)
+			return k;
+	}
+	return NULL;
+}
+
 int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct alert **out,
                     struct err *e)
 {
+	const struct ynode *key;
+
 	struct alert *a = xcalloc(1, sizeof(*a));
 	char *time_in = NULL;
 
@@ -177,6 +197,14 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
 	if (tree->kind != YNODE_MAP) {
 		err_set(e, "%s:%u:%u: an alert must be a mapping of fields, not a %s", name,
 		        tree->line, tree->column, ynode_kind_name(tree->kind));
+		goto fail;
+	}
+	key = long_key(tree);
+	if (key != NULL) {
+		err_set(e,
+		        "%s:%u:%u: a key longer than %d characters as JSON, quotes and escapes "
+		        "included (YAML's limit for keys)",
+		        name, key->line, key->column, JSON_KEY_MAX);
 		goto fail;
 	}
 	if (scalar_field(tree, "id", &a->id, e, name) < 0 ||
@@ -197,9 +225,15 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
 	if (time_in != NULL) {
 		if (alert_parse_time(time_in, &a->time) < 0) {
 			const struct ynode *n = ynode_get(tree, "time");
-			err_set(e, "%s:%u:%u: time: expected an ISO 8601 date and time such as "
+			/* Escaped: the message goes into a log line and the reason file. */
+			struct buf t;
+			buf_init(&t);
+			buf_add_escaped(&t, time_in);
+			err_set(e,
+			        "%s:%u:%u: time: expected an ISO 8601 date and time such as "
 			        "2026-11-25T07:45:00Z, got '%s'",
-			        name, n->line, n->column, time_in);
+			        name, n->line, n->column, t.data != NULL ? t.data : "");
+			buf_free(&t);
 			goto fail;
 		}
 		a->time_str = time_in;

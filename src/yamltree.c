@@ -116,10 +116,15 @@ static int build_children(struct ybuilder *b, struct ynode *n, yaml_event_type_t
 			for (size_t i = 0; i < n->count; i++) {
 				if (n->keys[i]->len == key->len &&
 				    memcmp(n->keys[i]->str, key->str, key->len) == 0) {
+					/* Escaped: the message goes into logs as one line. */
+					struct buf k;
+					buf_init(&k);
+					buf_add_escaped(&k, key->str);
 					err_set(b->e,
 					        "%s:%u:%u: duplicate key '%s' (first at line %u)",
-					        b->name, key->line, key->column, key->str,
-					        n->keys[i]->line);
+					        b->name, key->line, key->column,
+					        k.data != NULL ? k.data : "", n->keys[i]->line);
+					buf_free(&k);
 					ynode_free(key);
 					return -1;
 				}

@@ -147,6 +147,10 @@ static void test_from_tree(void)
 	ok(a == NULL && strncmp(e.msg, "a.yaml:2:7: time: expected an ISO 8601", 38) == 0 &&
 	       strstr(e.msg, "got '2026-02-30T00:00:00Z'") != NULL,
 	   "impossible time: an error with position: %s", e.msg);
+	a = parse("title: t\ntime: \"2026-01-01\\nX-Injected: 1\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "got '2026-01-01\\nX-Injected: 1'") != NULL &&
+	       strchr(e.msg, '\n') == NULL,
+	   "a bad time is quoted escaped: the error stays one line: %s", e.msg);
 	a = parse("title: t\ntime: soon\n", &e);
 	ok(a == NULL && strstr(e.msg, "a.yaml:2:7: time:") != NULL, "bad time: %s", e.msg);
 	a = parse("title: t\nlabels: [a, b]\n", &e);
@@ -164,6 +168,41 @@ static void test_from_tree(void)
 	       "an alert that is not a mapping");
 	a = parse("title: \"a\\0b\"\n", &e);
 	ok(a == NULL && strstr(e.msg, "'title' contains a NUL byte") != NULL, "NUL byte refused");
+
+	/* Keys that libyaml would not read back from the JSON that alertmail submit stores. */
+	{
+		struct buf y;
+
+		buf_init(&y);
+		buf_adds(&y, "title: t\nlabels:\n  ? ");
+		for (int i = 0; i < 1022; i++)
+			buf_addc(&y, 'k');
+		buf_adds(&y, "\n  : v\n");
+		a = parse(y.data, &e);
+		ok(a != NULL, "a key of 1022 characters (1024 as JSON) is taken%s%s", a ? "" : ": ",
+		   a ? "" : e.msg);
+		alert_free(a);
+		buf_reset(&y);
+		buf_adds(&y, "title: t\nlabels:\n  ? ");
+		for (int i = 0; i < 1023; i++)
+			buf_addc(&y, 'k');
+		buf_adds(&y, "\n  : v\n");
+		a = parse(y.data, &e);
+		is_str(a == NULL ? e.msg : NULL,
+		       "a.yaml:3:5: a key longer than 1024 characters as JSON, quotes and escapes "
+		       "included (YAML's limit for keys)",
+		       "a key of 1023 characters is refused, with its position");
+		buf_reset(&y);
+		buf_adds(&y, "title: t\n\"");
+		for (int i = 0; i < 200; i++)
+			buf_adds(&y, "\\x01");
+		buf_adds(&y, "\": v\n");
+		a = parse(y.data, &e);
+		ok(a == NULL && strstr(e.msg, "a.yaml:2:1: a key longer than 1024") != NULL,
+		   "a short key that is long as JSON (200 control characters, \\u0001 each) is "
+		   "refused");
+		buf_free(&y);
+	}
 
 	/* From a tree made by the program, as alertmail test does. */
 	{

@@ -46,6 +46,10 @@ int main(void)
 	ok(n == NULL && strstr(e.msg, "t.yaml:2:1: duplicate key 'a'") != NULL, "duplicate key: %s",
 	   e.msg);
 
+	n = parse("\"a\\nb\\tc\": 1\n\"a\\nb\\tc\": 2\n", &e);
+	is_str(n == NULL ? e.msg : NULL, "t.yaml:2:1: duplicate key 'a\\nb\\tc' (first at line 1)",
+	       "a duplicate key is quoted with its control characters escaped: one line");
+
 	n = parse("a: &x [1]\nb: *x\n", &e);
 	ok(n == NULL && strstr(e.msg, "t.yaml:2:4") != NULL && strstr(e.msg, "alias") != NULL,
 	   "aliases refused with position: %s", e.msg);
