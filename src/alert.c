@@ -220,6 +220,15 @@ int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct
 		free(a->id);
 		a->id = NULL;
 	}
+	/* The id is in every log line about the alert and in its reason file: one line of text. */
+	for (const char *p = a->id; p != NULL && *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			const struct ynode *n = ynode_get(tree, "id");
+			err_set(e, "%s:%u:%u: 'id' contains a control character (0x%02x)", name,
+			        n->line, n->column, (unsigned char)*p);
+			goto fail;
+		}
+	}
 	if (a->id == NULL)
 		a->id = alert_new_id(arrival);
 	if (time_in != NULL) {

@@ -5,6 +5,8 @@
 #include <fnmatch.h>
 #include <string.h>
 
+#include "buf.h"
+
 bool route_matches(const struct route *r, const struct alert *a)
 {
 	if (r->match == NULL)
@@ -26,9 +28,15 @@ const struct channel *route_select(const struct config *c, const struct alert *a
 
 	if (a->channel != NULL) {
 		ch = config_channel(c, a->channel);
-		if (ch == NULL)
+		if (ch == NULL) {
+			/* Escaped: the reason goes into a log line and the reason file. */
+			struct buf name;
+			buf_init(&name);
+			buf_add_escaped(&name, a->channel);
 			err_set(e, "the alert names channel '%s', which the config does not define",
-			        a->channel);
+			        name.data != NULL ? name.data : "");
+			buf_free(&name);
+		}
 		return ch;
 	}
 	/* The first matching route decides; its first channel carries the alert. */

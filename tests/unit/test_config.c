@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "conf.h"
+#include "route.h"
 #include "secret.h"
 #include "tap.h"
 
@@ -631,6 +633,20 @@ int main(void)
 		       strcmp(mc->default_channel, "ops") == 0,
 		   "config_parse: a config in memory%s%s", errors.data ? ": " : "",
 		   errors.data ? errors.data : "");
+		if (mc != NULL) {
+			static const char bad[] = "title: t\nchannel: \"ops\\nX-Injected: 1\"\n";
+			struct alert *a;
+			struct err e;
+
+			ok(alert_parse(bad, sizeof(bad) - 1, "a", 0, &a, &e) == 0 &&
+			       route_select(mc, a, &e) == NULL &&
+			       strcmp(e.msg,
+			              "the alert names channel 'ops\\nX-Injected: 1', which the "
+			              "config does not define") == 0,
+			   "route_select: an unknown channel is quoted escaped, one line: %s",
+			   e.msg);
+			alert_free(a);
+		}
 		config_free(mc);
 		free(mem);
 		buf_reset(&errors);
