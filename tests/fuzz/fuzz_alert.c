@@ -1,9 +1,11 @@
-/* The alert parser, and what follows it for an alert the daemon takes: the template data, the
- * default template (templates/default of the source tree, or of $ALERTMAIL_DATADIR), the
- * notification with its message, and the JSON that alertmail submit stores when it changes an
- * alert. The input is one alert file. Checks: errors say where and are one line; the JSON reads
- * back as the same tree and the same alert; the message passes msgcheck.c with the subject
- * that was rendered. */
+/* The alert parser, and what the daemon does with an alert it takes: the route to a channel
+ * (a config with routes on fields, labels and globs), the template data, the default template
+ * (templates/default of the source tree, or of $ALERTMAIL_DATADIR), the notification with its
+ * message; and the JSON that alertmail submit stores when it changes an alert. The input is
+ * one alert file. Checks: errors say where and are one line; the id, which log lines carry, has
+ * no control character; the JSON reads back as the same tree and the same alert; a route's
+ * error is one line; the message passes msgcheck.c with the subject that was rendered and the
+ * channel's mailboxes. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -19,26 +21,56 @@
 #include "mailtmpl.h"
 #include "msgcheck.h"
 #include "notify.h"
+#include "route.h"
 #include "yamltree.h"
 
 #define NAME "alert fuzz"
 #define ARRIVAL 1764057600 /* 2025-11-25T08:00:00Z */
 
-static struct mail_template *default_template(void)
+/* The config of a daemon, parsed once: two channels, routes that look at fields, labels and
+ * globs, and the built-in templates. */
+static const char config_text[] =
+    "from: '\"Alert Mail\" <alertmail@example.org>'\n"
+    "servers: { relay: { host: 127.0.0.1, port: 25, tls: none } }\n"
+    "channels:\n"
+    "  ops: { servers: [relay], to: [\"Ops Team <ops@example.org>\", oncall@example.org] }\n"
+    "  db:\n"
+    "    servers: [relay]\n"
+    "    to: \"=?UTF-8?Q?DBA?= <dba@example.org>\"\n"
+    "    from: \"Datenbank-Überwachung <db-alerts@example.org>\"\n"
+    "routes:\n"
+    "  - match: { severity: critical, labels.team: \"db*\" }\n"
+    "    channel: db\n"
+    "  - match: { source: \"*[Dd]b-??.example.org\" }\n"
+    "    channels: [db, ops]\n"
+    "  - match: { title: \"*disk*\" }\n"
+    "    channel: ops\n"
+    "default_channel: ops\n";
+
+struct env {
+	struct config *cfg;
+	struct mail_template *t;
+};
+
+static const struct env *env(void)
 {
-	static struct mail_template *t;
+	static struct env v;
 	const char *dirs[2];
-	struct config none = {.templates = NULL};
+	struct buf errors;
 	struct err e;
 
-	if (t != NULL)
-		return t;
+	if (v.cfg != NULL)
+		return &v;
 	fuzz_set_datadir();
+	buf_init(&errors);
+	if (config_parse(config_text, sizeof(config_text) - 1, "fuzz.yaml", 0, &v.cfg, &errors) < 0)
+		fuzz_fail("the harness's config: %s", errors.data);
+	buf_free(&errors);
 	/* The built-in template directory, as the config module finds it. */
-	config_template_dirs(&none, dirs);
-	if (mail_template_load(&dirs[1], 1, "default", &t, &e) < 0)
+	config_template_dirs(v.cfg, dirs);
+	if (mail_template_load(&dirs[1], 1, "default", &v.t, &e) < 0)
 		fuzz_fail("the default template: %s", e.msg);
-	return t;
+	return &v;
 }
 
 /* Whether b reads as a (the JSON of a): the same shape and keys; scalars with the same text,
@@ -87,15 +119,40 @@ static void check_json(const struct alert *a, bool pretty)
 	buf_free(&j);
 }
 
+/* The message of a notification, read back: its From and To are the channel's. */
+static void check_notification(const struct config *cfg, const struct channel *ch,
+                               const struct notification *n)
+{
+	struct mailbox from, to[8];
+	struct msgcheck_expect x = {.subject = n->subject, .from = &from, .to = to, .nto = ch->nto};
+	const char *ct = strstr(n->message.data, "\r\nContent-Type: multipart/");
+	const char *hend = strstr(n->message.data, "\r\n\r\n");
+	struct err e;
+
+	if (ch->nto > 8 || mailbox_parse(ch->from != NULL ? ch->from : cfg->from, &from, &e) < 0)
+		fuzz_fail("the harness's channel '%s'", ch->name);
+	for (size_t i = 0; i < ch->nto; i++)
+		if (mailbox_parse(ch->to[i], &to[i], &e) < 0)
+			fuzz_fail("the harness's recipient '%s': %s", ch->to[i], e.msg);
+	for (const char *s = n->subject; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			fuzz_fail("a rendered subject holds a control character");
+	x.multipart = ct != NULL && hend != NULL && ct < hend;
+	msgcheck_message(n->message.data, n->message.len, &x);
+	if (strcmp(n->mail_from, from.addr) != 0 || n->nrcpt != ch->nto)
+		fuzz_fail("the envelope is not the channel's");
+	for (size_t i = 0; i < ch->nto; i++) {
+		if (strcmp(n->rcpt[i], to[i].addr) != 0)
+			fuzz_fail("recipient %zu is not the channel's", i + 1);
+		mailbox_free(&to[i]);
+	}
+	mailbox_free(&from);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char from[] = "Alert Mail <alertmail@example.org>";
-	static char to0[] = "Ops Team <ops@example.org>", to1[] = "oncall@example.org";
-	static char *to[] = {to0, to1};
-	static char chname[] = "ops", tname[] = "default";
-	struct config cfg = {.from = from};
-	struct channel ch = {.name = chname, .to = to, .nto = 2, .template = tname};
-	const struct mail_template *t = default_template();
+	const struct env *v = env();
+	const struct channel *ch;
 	struct notification n;
 	struct alert *a;
 	struct err e;
@@ -108,32 +165,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (a->id == NULL || a->id[0] == '\0' || a->time_str == NULL)
 		fuzz_fail("an alert without an id or a time");
+	fuzz_check_message("the alert's id", a->id, "");
 	check_json(a, true);
 	check_json(a, false);
 
-	if (notify_build(&cfg, &ch, t, a, NULL, 0, &n, &e) < 0) {
+	ch = route_select(v->cfg, a, &e);
+	if (ch == NULL) {
+		if (a->channel == NULL)
+			fuzz_fail("no channel for an alert, with a default channel");
+		fuzz_check_message("a route error", e.msg, "");
+	} else if (a->channel != NULL && strcmp(ch->name, a->channel) != 0) {
+		fuzz_fail("the alert names channel '%s' and went to '%s'", a->channel, ch->name);
+	} else if (notify_build(v->cfg, ch, v->t, a, NULL, 0, &n, &e) < 0) {
 		/* The template's limits may refuse an alert: say so as errors do. */
 		fuzz_check_message("a notification error", e.msg, "");
 	} else {
-		struct mailbox mfrom, mto[2];
-		struct msgcheck_expect x = {
-		    .subject = n.subject, .from = &mfrom, .to = mto, .nto = 2};
-		const char *ct = strstr(n.message.data, "\r\nContent-Type: multipart/");
-		const char *hend = strstr(n.message.data, "\r\n\r\n");
-
-		if (mailbox_parse(from, &mfrom, &e) < 0 || mailbox_parse(to0, &mto[0], &e) < 0 ||
-		    mailbox_parse(to1, &mto[1], &e) < 0)
-			fuzz_fail("the harness's addresses: %s", e.msg);
-		for (const char *s = n.subject; *s != '\0'; s++)
-			if ((unsigned char)*s < 0x20 || *s == 0x7f)
-				fuzz_fail("a rendered subject holds a control character");
-		x.multipart = ct != NULL && hend != NULL && ct < hend;
-		msgcheck_message(n.message.data, n.message.len, &x);
-		if (strcmp(n.mail_from, "alertmail@example.org") != 0 || n.nrcpt != 2)
-			fuzz_fail("the envelope changed");
-		mailbox_free(&mfrom);
-		mailbox_free(&mto[0]);
-		mailbox_free(&mto[1]);
+		check_notification(v->cfg, ch, &n);
 		notify_free(&n);
 	}
 	alert_free(a);
