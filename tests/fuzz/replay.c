@@ -103,7 +103,8 @@ static void run_dir(const char *dir, int required)
 		names[n++] = xasprintf("%s/%s", dir, de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), by_name);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), by_name);
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		if (stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
