@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "charset.h"
 #include "conf.h"
+#include "json.h"
 
 /* Exactly n digits at p, as a number; -1 if any is not a digit (the string's end included). */
 static int digits(const char *p, int n)
@@ -236,16 +237,43 @@ static char *string_field(const struct ynode *tree, const char *key)
 	return n == NULL || ynode_is_null(n) ? NULL : xstrdup(n->str);
 }
 
+/* The first key in n whose JSON form is too long to be read back, or NULL. An alert that
+ * alertmail submit changes is stored as JSON, and the daemon must be able to read it. */
+/* NOLINTNEXTLINE(misc-no-recursion): a tree is YTREE_MAX_DEPTH deep at most */
+static const struct ynode *long_key(const struct ynode *n)
+{
+	for (size_t i = 0; i < n->count; i++) {
+		const struct ynode *k;
+
+		if (n->kind == YNODE_MAP &&
+		    json_string_chars(n->keys[i]->str, n->keys[i]->len) > JSON_KEY_MAX)
+			return n->keys[i];
+		k = long_key(n->values[i]);
+		if (k != NULL)
+			return k;
+	}
+	return NULL;
+}
+
 int alert_from_tree(struct ynode *tree, const char *name, time_t arrival, struct alert **out,
                     struct err *e)
 {
 	struct alert *a = xcalloc(1, sizeof(*a));
+	const struct ynode *key;
 
 	*out = NULL;
 	a->tree = tree;
 	if (tree->kind != YNODE_MAP) {
 		err_set(e, "%s:%u:%u: an alert must be a mapping of fields, not a %s", name,
 		        tree->line, tree->column, ynode_kind_name(tree->kind));
+		goto fail;
+	}
+	key = long_key(tree);
+	if (key != NULL) {
+		err_set(e,
+		        "%s:%u:%u: a key longer than %d characters as JSON, quotes and escapes "
+		        "included (YAML's limit for keys)",
+		        name, key->line, key->column, JSON_KEY_MAX);
 		goto fail;
 	}
 	for (size_t i = 0; i < sizeof(string_fields) / sizeof(string_fields[0]); i++)

@@ -307,25 +307,20 @@ int config_load(const char *path, struct config **out, struct buf *errors)
 	return config_load_flags(path, 0, out, errors);
 }
 
-int config_load_flags(const char *path, unsigned flags, struct config **out, struct buf *errors)
+/* The parse shared by config_load_flags() and config_parse(): root is the document, name the
+ * file name that positions use. Takes ownership of root. */
+static int config_from_tree(struct ynode *root, const char *name, unsigned flags,
+                            struct config **out, struct buf *errors)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
-	struct cparse p = {.file = path,
+	struct cparse p = {.file = name,
 	                   .cfg = c,
 	                   .no_secrets = (flags & CONFIG_NO_SECRETS) != 0,
 	                   .errors = errors,
 	                   .warnings = &c->warnings};
-	struct ynode *root = NULL;
-	struct err e;
 
-	*out = NULL;
-	c->path = xstrdup(path);
+	c->path = xstrdup(name);
 	buf_init(&c->warnings);
-	if (ytree_parse_file(path, CONFIG_MAX_SIZE, &root, &e) < 0) {
-		buf_printf(errors, "%s\n", e.msg);
-		config_free(c);
-		return -1;
-	}
 	parse_top(&p, c, root);
 	ynode_free(root);
 	if (p.nerrors > 0) {
@@ -334,6 +329,38 @@ int config_load_flags(const char *path, unsigned flags, struct config **out, str
 	}
 	*out = c;
 	return 0;
+}
+
+int config_load_flags(const char *path, unsigned flags, struct config **out, struct buf *errors)
+{
+	struct ynode *root = NULL;
+	struct err e;
+
+	*out = NULL;
+	if (ytree_parse_file(path, CONFIG_MAX_SIZE, &root, &e) < 0) {
+		buf_printf(errors, "%s\n", e.msg);
+		return -1;
+	}
+	return config_from_tree(root, path, flags, out, errors);
+}
+
+int config_parse(const char *data, size_t len, const char *name, unsigned flags,
+                 struct config **out, struct buf *errors)
+{
+	struct ynode *root = NULL;
+	struct err e;
+
+	*out = NULL;
+	if (len > CONFIG_MAX_SIZE) {
+		buf_printf(errors, "%s: larger than the limit of %zu bytes\n", name,
+		           CONFIG_MAX_SIZE);
+		return -1;
+	}
+	if (ytree_parse(data, len, name, &root, &e) < 0) {
+		buf_printf(errors, "%s\n", e.msg);
+		return -1;
+	}
+	return config_from_tree(root, name, flags, out, errors);
 }
 
 void config_free(struct config *c)

@@ -126,6 +126,10 @@ int config_load(const char *path, struct config **out, struct buf *errors);
 #define CONFIG_NO_SECRETS 1u
 int config_load_flags(const char *path, unsigned flags, struct config **out,
                       struct buf *errors);
+/* The same for a config in memory (len bytes of YAML); name stands for the file in positions
+ * and in the config's path. */
+int config_parse(const char *data, size_t len, const char *name, unsigned flags,
+                 struct config **out, struct buf *errors);
 void config_free(struct config *c);
 
 const struct server *config_server(const struct config *c, const char *name);

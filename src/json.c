@@ -137,6 +137,20 @@ void json_add_string(struct buf *out, const char *s, size_t len)
 	buf_addc(out, '"');
 }
 
+size_t json_string_chars(const char *s, size_t len)
+{
+	struct buf b;
+	size_t n = 0;
+
+	buf_init(&b);
+	json_add_string(&b, s, len);
+	for (size_t i = 0; i < b.len; i++)
+		if (((unsigned char)b.data[i] & 0xc0) != 0x80)
+			n++;
+	buf_free(&b);
+	return n;
+}
+
 static size_t digits(const char *s, size_t i, size_t len)
 {
 	size_t start = i;

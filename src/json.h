@@ -13,6 +13,13 @@
  * characters escaped, each ill-formed UTF-8 sequence replaced by one U+FFFD. */
 void json_add_string(struct buf *out, const char *s, size_t len);
 
+/* The longest mapping key, in characters of its JSON text with the quotes, that ytree_parse
+ * reads back: libyaml takes a key only when the ':' after it comes within 1024 characters
+ * (YAML's limit on implicit keys), in JSON too. */
+#define JSON_KEY_MAX 1024
+/* The characters (not bytes) that json_add_string() writes for s, quotes included. */
+size_t json_string_chars(const char *s, size_t len);
+
 /* Appends n as JSON: mappings as objects, lists as arrays, quoted scalars as strings. A plain
  * scalar that the YAML core schema reads as null or a boolean (~, Null, TRUE...) becomes null,
  * true or false; one it reads as a number becomes a JSON number when JSON can write it with the

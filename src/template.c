@@ -48,6 +48,35 @@ struct tmpl {
 	size_t n;
 };
 
+/* Sets e to "name:line:column: message". Messages quote the source and the names in it (a
+ * partial's name is its template's name), which may hold line breaks and other control
+ * characters: escaped, each stays one line in a log. */
+__attribute__((format(printf, 5, 0))) static void error_vset(struct err *e, const char *name,
+                                                             unsigned line, unsigned column,
+                                                             const char *fmt, va_list ap)
+{
+	char what[768];
+	struct buf w;
+
+	vsnprintf(what, sizeof(what), fmt, ap);
+	buf_init(&w);
+	buf_add_escaped(&w, name);
+	buf_printf(&w, ":%u:%u: ", line, column);
+	buf_add_escaped(&w, what);
+	err_set(e, "%s", w.data);
+	buf_free(&w);
+}
+
+__attribute__((format(printf, 5, 6))) static void
+error_set(struct err *e, const char *name, unsigned line, unsigned column, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_vset(e, name, line, column, fmt, ap);
+	va_end(ap);
+}
+
 /* ---- compiling ---- */
 
 /* A section being parsed: the node it will become and the children collected so far. */
@@ -106,15 +135,13 @@ static void locate(struct parser *p, size_t off, unsigned *line, unsigned *colum
 __attribute__((format(printf, 3, 4))) static int parse_error(struct parser *p, size_t off,
                                                              const char *fmt, ...)
 {
-	char what[768];
 	unsigned line, column;
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
 	locate(p, off, &line, &column);
-	err_set(p->e, "%s:%u:%u: %s", p->name, line, column, what);
+	va_start(ap, fmt);
+	error_vset(p->e, p->name, line, column, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -543,13 +570,11 @@ struct render {
 __attribute__((format(printf, 4, 5))) static int
 render_error(struct render *r, const struct tmpl *t, const struct node *n, const char *fmt, ...)
 {
-	char what[768];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	error_vset(r->e, t->name, n->line, n->column, fmt, ap);
 	va_end(ap);
-	err_set(r->e, "%s:%u:%u: %s", t->name, n->line, n->column, what);
 	return -1;
 }
 
@@ -656,7 +681,14 @@ static int find_partial(struct render *r, const struct tmpl *t, const struct nod
 	if (r->loader->load(r->loader->ctx, n->name, &src) < 0) {
 		pcache_add(&r->loaded, n->name, NULL);
 	} else if (tmpl_compile(src.data ? src.data : "", src.len, n->name, &p, r->e) < 0) {
-		err_prefix(r->e, "%s:%u:%u: partial '%s'", t->name, n->line, n->column, n->name);
+		struct buf pn;
+
+		buf_init(&pn);
+		buf_add_escaped(&pn, t->name);
+		buf_printf(&pn, ":%u:%u: partial '", n->line, n->column);
+		buf_add_escaped(&pn, n->name);
+		err_prefix(r->e, "%s'", pn.data);
+		buf_free(&pn);
 		buf_free(&src);
 		return -1;
 	} else {

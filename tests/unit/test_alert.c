@@ -133,6 +133,16 @@ static void test_from_tree(void)
 	ok(a != NULL && id_format_ok(a->id, "20261125T074559Z"), "empty id: one generated: %s",
 	   a ? a->id : e.msg);
 	alert_free(a);
+	a = parse("title: t\nid: \"a-1\\nqueue id: forged\"\n", &e);
+	is_str(a == NULL ? e.msg : NULL, "a.yaml:2:5: 'id' contains a control character (0x0a)",
+	       "an id with a line break is refused: ids go into log lines");
+	a = parse("id: \"a\\x7f\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "(0x7f)") != NULL, "an id with DEL is refused");
+	a = parse("id: \"alert-é-1 (x)\"\n", &e);
+	ok(a != NULL && strcmp(a->id, "alert-é-1 (x)") == 0,
+	   "an id with spaces and non-ASCII is taken as it is");
+	alert_free(a);
+
 	a = parse("id: ~\ntitle: ~\n", &e);
 	ok(a != NULL && id_format_ok(a->id, "20261125T074559Z") && a->title == NULL,
 	   "null id and title: as if absent");
@@ -148,6 +158,10 @@ static void test_from_tree(void)
 	ok(a == NULL && strncmp(e.msg, "a.yaml:2:7: time: expected an ISO 8601", 38) == 0 &&
 	       strstr(e.msg, "got '2026-02-30T00:00:00Z'") != NULL,
 	   "impossible time: an error with position: %s", e.msg);
+	a = parse("title: t\ntime: \"2026-01-01\\nX-Injected: 1\"\n", &e);
+	ok(a == NULL && strstr(e.msg, "got '2026-01-01\\nX-Injected: 1'") != NULL &&
+	       strchr(e.msg, '\n') == NULL,
+	   "a bad time is quoted escaped: the error stays one line: %s", e.msg);
 	a = parse("title: t\ntime: soon\n", &e);
 	ok(a == NULL && strstr(e.msg, "a.yaml:2:7: time:") != NULL, "bad time: %s", e.msg);
 	a = parse("title: t\nlabels: [a, b]\n", &e);
@@ -225,6 +239,41 @@ static void test_from_tree(void)
 		       alert_check_field(t, "labels", "x", &e) == 0,
 		   "check_field: other keys and absent fields pass");
 		ynode_free(t);
+	}
+
+	/* Keys that libyaml would not read back from the JSON that alertmail submit stores. */
+	{
+		struct buf y;
+
+		buf_init(&y);
+		buf_adds(&y, "title: t\nlabels:\n  ? ");
+		for (int i = 0; i < 1022; i++)
+			buf_addc(&y, 'k');
+		buf_adds(&y, "\n  : v\n");
+		a = parse(y.data, &e);
+		ok(a != NULL, "a key of 1022 characters (1024 as JSON) is taken%s%s", a ? "" : ": ",
+		   a ? "" : e.msg);
+		alert_free(a);
+		buf_reset(&y);
+		buf_adds(&y, "title: t\nlabels:\n  ? ");
+		for (int i = 0; i < 1023; i++)
+			buf_addc(&y, 'k');
+		buf_adds(&y, "\n  : v\n");
+		a = parse(y.data, &e);
+		is_str(a == NULL ? e.msg : NULL,
+		       "a.yaml:3:5: a key longer than 1024 characters as JSON, quotes and escapes "
+		       "included (YAML's limit for keys)",
+		       "a key of 1023 characters is refused, with its position");
+		buf_reset(&y);
+		buf_adds(&y, "title: t\n\"");
+		for (int i = 0; i < 200; i++)
+			buf_adds(&y, "\\x01");
+		buf_adds(&y, "\": v\n");
+		a = parse(y.data, &e);
+		ok(a == NULL && strstr(e.msg, "a.yaml:2:1: a key longer than 1024") != NULL,
+		   "a short key that is long as JSON (200 control characters, \\u0001 each) is "
+		   "refused");
+		buf_free(&y);
 	}
 
 	/* From a tree made by the program, as alertmail test does. */

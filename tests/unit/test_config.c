@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "conf.h"
+#include "route.h"
 #include "secret.h"
 #include "tap.h"
 
@@ -635,6 +637,43 @@ int main(void)
 		config_load(path, &fc, &errors);
 		ok(fc == NULL && has("larger than the limit of 4194304 bytes"),
 		   "a config over 4 MiB is refused: %s", errors.data);
+	}
+
+	/* A config in memory (the fuzz harness's way in): the same parse, under the name given. */
+	{
+		char *mem = xasprintf("templates: %s/tpl\nfrom: a@example.org\n"
+		                      "servers: { s: { host: h } }\n"
+		                      "channels: { ops: { servers: [s], to: b@example.org } }\n",
+		                      dir);
+		struct config *mc = NULL;
+
+		buf_reset(&errors);
+		ok(config_parse(mem, strlen(mem), "mem.yaml", CONFIG_NO_SECRETS, &mc, &errors) ==
+		           0 &&
+		       mc != NULL && strcmp(mc->path, "mem.yaml") == 0 &&
+		       strcmp(mc->default_channel, "ops") == 0,
+		   "config_parse: a config in memory%s%s", errors.data ? ": " : "",
+		   errors.data ? errors.data : "");
+		if (mc != NULL) {
+			static const char bad[] = "title: t\nchannel: \"ops\\nX-Injected: 1\"\n";
+			struct alert *a;
+			struct err e;
+
+			ok(alert_parse(bad, sizeof(bad) - 1, "a", 0, &a, &e) == 0 &&
+			       route_select(mc, a, &e) == NULL &&
+			       strcmp(e.msg,
+			              "the alert names channel 'ops\\nX-Injected: 1', which the "
+			              "config does not define") == 0,
+			   "route_select: an unknown channel is quoted escaped, one line: %s",
+			   e.msg);
+			alert_free(a);
+		}
+		config_free(mc);
+		free(mem);
+		buf_reset(&errors);
+		ok(config_parse("from: [x\n", 9, "mem.yaml", 0, &mc, &errors) < 0 && mc == NULL &&
+		       errors.data != NULL && strncmp(errors.data, "mem.yaml:", 9) == 0,
+		   "config_parse: errors name the name given: %s", errors.data);
 	}
 
 	/* Config path resolution. */

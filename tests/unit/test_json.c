@@ -140,6 +140,9 @@ static void test_strings(void)
 	s = str_json("", 0);
 	is_str(s, "\"\"", "empty string");
 	free(s);
+	ok(json_string_chars("ab", 2) == 4 && json_string_chars("a\x01", 2) == 9 &&
+	       json_string_chars("\xc3\xa9\xe2\x82\xac", 5) == 4 && json_string_chars("\"", 1) == 4,
+	   "json_string_chars counts the characters written, quotes and escapes included");
 }
 
 static void test_utf8(void)

@@ -319,6 +319,10 @@ static void test_errors(void)
 	check_error("{{a..b}}", "{}", "expected a name between the dots", "empty dotted part");
 	check_error("{{#a.}}{{/a.}}", "{}", "expected a name between the dots", "trailing dot");
 	check_error("{{>}}", "{}", "expected a partial name", "empty partial tag");
+	check_error("{{ a\nb }}", "{}", "t:1:1: expected one name in the tag, found 'a\\nb'",
+	            "an error quoting the source escapes its line break: one line");
+	check_error("{{#a\x01}}", "{}", "unclosed section 'a\\x01'",
+	            "an unclosed section's name is escaped");
 	check_error("x\n{{=<% %>}}", "{}", "t:2:1: unclosed tag: expected '=}}'",
 	            "set delimiters without the closing '='");
 	check_error("{{=<%=}}", "{}", "expected two delimiters",

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "buf.h"
 #include "tap.h"
@@ -193,6 +194,42 @@ int main(void)
 	n = parse("a: 1\na: 2\n", &e);
 	ok(n == NULL && strstr(e.msg, "t.yaml:2:1: duplicate key 'a'") != NULL, "duplicate key: %s",
 	   e.msg);
+
+	n = parse("\"a\\nb\\tc\": 1\n\"a\\nb\\tc\": 2\n", &e);
+	is_str(n == NULL ? e.msg : NULL, "t.yaml:2:1: duplicate key 'a\\nb\\tc' (first at line 1)",
+	       "a duplicate key is quoted with its control characters escaped: one line");
+
+	n = parse("a: 1\nb: 2\nc: 3\nb: 4\na: 5\n", &e);
+	is_str(n == NULL ? e.msg : NULL, "t.yaml:4:1: duplicate key 'b' (first at line 2)",
+	       "of several duplicates, the first a reader meets is reported");
+	n = parse("x: {k: 1, k: 2, k: 3}\n", &e);
+	is_str(n == NULL ? e.msg : NULL, "t.yaml:1:11: duplicate key 'k' (first at line 1)",
+	       "a key three times: its second place");
+	n = parse("a: 1\nab: 2\nb: 3\n\"a\": 4\n", &e);
+	is_str(n == NULL ? e.msg : NULL, "t.yaml:4:1: duplicate key 'a' (first at line 1)",
+	       "a quoted key repeats a plain one");
+	{
+		/* Many keys: comparing each with those before it took minutes for this many. */
+		struct buf y;
+		clock_t start;
+		double cpu;
+
+		buf_init(&y);
+		for (int i = 0; i < 200000; i++)
+			buf_printf(&y, "k%d: %d\n", i, i);
+		start = clock();
+		n = NULL;
+		ok(ytree_parse(y.data, y.len, "t.yaml", &n, &e) == 0 && n->count == 200000,
+		   "200,000 keys parse");
+		ynode_free(n);
+		buf_adds(&y, "k0: again\n");
+		ok(ytree_parse(y.data, y.len, "t.yaml", &n, &e) < 0 &&
+		       strcmp(e.msg, "t.yaml:200001:1: duplicate key 'k0' (first at line 1)") == 0,
+		   "... and the last one repeating the first is found: %s", e.msg);
+		cpu = (double)(clock() - start) / CLOCKS_PER_SEC;
+		ok(cpu < 20, "both within 20 s of CPU, not quadratic (%.2f s)", cpu);
+		buf_free(&y);
+	}
 
 	n = parse("a: &x [1]\nb: *x\n", &e);
 	ok(n == NULL && strstr(e.msg, "t.yaml:2:4") != NULL && strstr(e.msg, "alias") != NULL,
