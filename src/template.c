@@ -50,31 +50,15 @@ struct tmpl {
 
 /* Sets e to "name:line:column: message". Messages quote the source and the names in it (a
  * partial's name is its template's name), which may hold line breaks and other control
- * characters: escaped, each stays one line in a log. */
+ * characters: err_set escapes them, so each stays one line in a log. */
 __attribute__((format(printf, 5, 0))) static void error_vset(struct err *e, const char *name,
                                                              unsigned line, unsigned column,
                                                              const char *fmt, va_list ap)
 {
 	char what[768];
-	struct buf w;
 
 	vsnprintf(what, sizeof(what), fmt, ap);
-	buf_init(&w);
-	buf_add_escaped(&w, name);
-	buf_printf(&w, ":%u:%u: ", line, column);
-	buf_add_escaped(&w, what);
-	err_set(e, "%s", w.data);
-	buf_free(&w);
-}
-
-__attribute__((format(printf, 5, 6))) static void
-error_set(struct err *e, const char *name, unsigned line, unsigned column, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	error_vset(e, name, line, column, fmt, ap);
-	va_end(ap);
+	err_set(e, "%s:%u:%u: %s", name, line, column, what);
 }
 
 /* ---- compiling ---- */

@@ -134,10 +134,13 @@ static void test_from_tree(void)
 	   a ? a->id : e.msg);
 	alert_free(a);
 	a = parse("title: t\nid: \"a-1\\nqueue id: forged\"\n", &e);
-	is_str(a == NULL ? e.msg : NULL, "a.yaml:2:5: 'id' contains a control character (0x0a)",
-	       "an id with a line break is refused: ids go into log lines");
+	is_str(
+	    a == NULL ? e.msg : NULL,
+	    "a.yaml:2:5: 'id' contains a control character (U+000A at byte 4): an id is one line "
+	    "of text",
+	    "an id with a line break is refused: ids go into log lines");
 	a = parse("id: \"a\\x7f\"\n", &e);
-	ok(a == NULL && strstr(e.msg, "(0x7f)") != NULL, "an id with DEL is refused");
+	ok(a == NULL && strstr(e.msg, "(U+007F at byte") != NULL, "an id with DEL is refused");
 	a = parse("id: \"alert-é-1 (x)\"\n", &e);
 	ok(a != NULL && strcmp(a->id, "alert-é-1 (x)") == 0,
 	   "an id with spaces and non-ASCII is taken as it is");
