@@ -75,6 +75,7 @@ static const struct env *env(void)
 
 /* Whether b reads as a (the JSON of a): the same shape and keys; scalars with the same text,
  * except that JSON writes YAML's nulls and booleans its own way. */
+/* NOLINTNEXTLINE(misc-no-recursion): a tree is YTREE_MAX_DEPTH deep at most */
 static bool same_reading(const struct ynode *a, const struct ynode *b)
 {
 	if (a->kind != b->kind || a->count != b->count)

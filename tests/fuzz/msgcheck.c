@@ -576,7 +576,7 @@ void msgcheck_message(const char *m, size_t len, const struct msgcheck_expect *x
 		decode_unstructured(f->value.data, f->value.len, &s);
 		if (!utf8_ok(s.data != NULL ? s.data : "", s.len))
 			fuzz_fail("the Subject decodes to bytes that are not UTF-8");
-		for (size_t i = 0; i < s.len; i++)
+		for (size_t i = 0; s.data != NULL && i < s.len; i++)
 			if ((unsigned char)s.data[i] < 0x20 || s.data[i] == 0x7f)
 				fuzz_fail("the Subject decodes to a control character");
 		if (x->subject != NULL) {

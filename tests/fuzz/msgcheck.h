@@ -22,7 +22,7 @@ struct msgcheck_expect {
 	const char *html;
 };
 
-void msgcheck_message(const char *msg, size_t len, const struct msgcheck_expect *x);
+void msgcheck_message(const char *m, size_t len, const struct msgcheck_expect *x);
 
 /* Header text as the composer promises to write it: valid UTF-8 (each bad byte U+FFFD), every
  * run of control characters and spaces one space, trimmed. Caller frees. */

@@ -26,22 +26,20 @@ static int read_file(const char *path, struct buf *b)
 {
 	char chunk[8192];
 	FILE *f = fopen(path, "rb");
-	size_t n;
 
 	if (f == NULL)
 		return -1;
 	for (;;) {
-		n = fread(chunk, 1, sizeof(chunk), f);
+		size_t n = fread(chunk, 1, sizeof(chunk), f);
 		if (n == 0)
 			break;
 		buf_add(b, chunk, n);
 	}
 	if (ferror(f)) {
-		fclose(f);
+		(void)fclose(f); /* read only: nothing to lose */
 		return -1;
 	}
-	fclose(f);
-	return 0;
+	return fclose(f) == 0 ? 0 : -1;
 }
 
 static void run_file(const char *path)
@@ -53,7 +51,8 @@ static void run_file(const char *path)
 	buf_init(&b);
 	n_run++;
 	printf("# %s\n", path);
-	fflush(stdout);
+	/* Before the input runs: if it crashes the process, the log names it. */
+	(void)fflush(stdout);
 	if (read_file(path, &b) < 0) {
 		n_failed++;
 		printf("not ok %d - %s: %s\n", n_run, path, strerror(errno));
@@ -69,7 +68,7 @@ static void run_file(const char *path)
 	LLVMFuzzerTestOneInput(copy, len);
 	free(copy);
 	printf("ok %d - %s (%zu bytes)\n", n_run, path, len);
-	fflush(stdout);
+	(void)fflush(stdout); /* a line lost shows as a test missing from the plan */
 }
 
 static int by_name(const void *a, const void *b)
@@ -81,7 +80,6 @@ static int by_name(const void *a, const void *b)
 static void run_dir(const char *dir, int required)
 {
 	DIR *d = opendir(dir);
-	struct dirent *de;
 	char **names = NULL;
 	size_t n = 0;
 
@@ -94,7 +92,7 @@ static void run_dir(const char *dir, int required)
 		return;
 	}
 	for (;;) {
-		de = readdir(d);
+		const struct dirent *de = readdir(d);
 		if (de == NULL)
 			break;
 		if (de->d_name[0] == '.')
