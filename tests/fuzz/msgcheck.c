@@ -93,7 +93,9 @@ char *msgcheck_clean_header(const char *in)
 		i += adv;
 		if (cp < 0)
 			cp = 0xfffd;
-		if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) {
+		/* Line breaks of every kind, U+2028 and U+2029 among them, are blanks too. */
+		if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 ||
+		    cp == 0x2029) {
 			blank = true;
 			continue;
 		}
