@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
+
 /* By hand: <ctype.h> answers by locale, mail syntax is ASCII. */
 bool charset_is_alnum(unsigned char c)
 {
@@ -97,4 +99,31 @@ size_t charset_escape_char(const unsigned char *s, size_t n, size_t *adv, char d
 	memcpy(dst, s, *adv);
 	dst[*adv] = '\0';
 	return *adv;
+}
+
+void charset_utf8_put(struct buf *b, long cp)
+{
+	unsigned char s[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		s[0] = (unsigned char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		s[0] = (unsigned char)(0xc0 | (cp >> 6));
+		s[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		s[0] = (unsigned char)(0xe0 | (cp >> 12));
+		s[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		s[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		s[0] = (unsigned char)(0xf0 | (cp >> 18));
+		s[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		s[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		s[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	buf_add(b, s, n);
 }

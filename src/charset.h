@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
+
 bool charset_is_alnum(unsigned char c);
 /* RFC 5322 atext. */
 bool charset_is_atext(unsigned char c);
@@ -28,5 +30,8 @@ bool charset_is_control(long cp);
  * \uNNNN for the rest) or a byte that is not valid UTF-8 (\xNN). Sets *adv to the bytes
  * consumed; returns the length written (dst is NUL-terminated). */
 size_t charset_escape_char(const unsigned char *s, size_t n, size_t *adv, char dst[8]);
+
+/* Appends the UTF-8 encoding of the code point cp (0 to 0x10FFFF) to b. */
+void charset_utf8_put(struct buf *b, long cp);
 
 #endif

@@ -31,33 +31,6 @@ static const char lowerhex[] = "0123456789abcdef";
 
 /* ---- UTF-8 ---- */
 
-static void utf8_put(struct buf *b, long cp)
-{
-	unsigned char s[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		s[0] = (unsigned char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		s[0] = (unsigned char)(0xc0 | (cp >> 6));
-		s[1] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		s[0] = (unsigned char)(0xe0 | (cp >> 12));
-		s[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		s[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		s[0] = (unsigned char)(0xf0 | (cp >> 18));
-		s[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-		s[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		s[3] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	buf_add(b, s, n);
-}
-
 /* Bodies are declared charset=utf-8, so make that true: bad bytes become U+FFFD. */
 static char *body_clean(const char *in)
 {
@@ -70,7 +43,7 @@ static char *body_clean(const char *in)
 		long cp = charset_utf8_decode(s + i, n - i, &adv);
 
 		if (cp < 0)
-			utf8_put(&b, 0xfffd);
+			charset_utf8_put(&b, 0xfffd);
 		else
 			buf_add(&b, s + i, adv);
 		i += adv;
@@ -102,7 +75,7 @@ static char *header_clean(const char *in)
 		if (space && b.len > 0)
 			buf_addc(&b, ' ');
 		space = false;
-		utf8_put(&b, cp);
+		charset_utf8_put(&b, cp);
 	}
 	return buf_steal(&b);
 }

@@ -52,32 +52,6 @@ static const struct field *header_get(const struct header *h, const char *name)
 	return found;
 }
 
-static void put_utf8(struct buf *b, long cp)
-{
-	unsigned char s[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		s[0] = (unsigned char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		s[0] = (unsigned char)(0xc0 | (cp >> 6));
-		s[1] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		s[0] = (unsigned char)(0xe0 | (cp >> 12));
-		s[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		s[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		s[0] = (unsigned char)(0xf0 | (cp >> 18));
-		s[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-		s[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		s[3] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	buf_add(b, s, n);
-}
 
 char *msgcheck_clean_header(const char *in)
 {
@@ -102,7 +76,7 @@ char *msgcheck_clean_header(const char *in)
 		if (blank && b.len > 0)
 			buf_addc(&b, ' ');
 		blank = false;
-		put_utf8(&b, cp);
+		charset_utf8_put(&b, cp);
 	}
 	return buf_steal(&b);
 }
@@ -125,7 +99,7 @@ static char *clean_body(const char *in)
 			continue;
 		}
 		if (cp < 0)
-			put_utf8(&b, 0xfffd);
+			charset_utf8_put(&b, 0xfffd);
 		else
 			buf_add(&b, s + i, adv);
 		i += adv;

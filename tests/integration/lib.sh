@@ -969,28 +969,41 @@ _pf_start() {
 # any domain from anyone and delivers it into $T/NAME/Maildir.
 # NAME defaults to "relay".  Prints the port.
 start_postfix_relay() {
-    local name=${1:-relay} port ipv6=0 try
-    [ -e "$T/$name" ] && { echo "start_postfix_relay: $T/$name exists" >&2; return 1; }
+    _pf_instance start_postfix_relay "${1:-relay}" _pf_conf_relay
+}
+
+# _pf_instance WHAT NAME CONFIGURE [ARGS...] -- a private Postfix instance NAME on a free port:
+# the common config, then `CONFIGURE DIR ARGS...` adds its own; three tries (a port taken
+# meanwhile).  Prints the port.
+_pf_instance() {
+    local what=$1 name=$2 conf=$3 port ipv6=0 try
+    shift 3
+    [ -e "$T/$name" ] && { echo "$what: $T/$name exists" >&2; return 1; }
     has_ipv6_loopback && ipv6=1
     for try in 1 2 3; do
         rm -rf "${T:?}/$name"
         port=$(free_port) || return 1
         _pf_write_config "$name" "$port" "$ipv6" || return 1
-        cat >>"$T/$name/conf/main.cf" <<'EOF'
+        "$conf" "$T/$name" "$@" || return 1
+        if _pf_start "$name" "$port"; then
+            echo "$port"
+            return 0
+        fi
+        stop_server "$name" 2>/dev/null
+        echo "$what: attempt $try failed" >&2
+    done
+    return 1
+}
+
+# _pf_conf_relay DIR -- an anonymous relay: no TLS, no AUTH.
+_pf_conf_relay() {
+    cat >>"$1/conf/main.cf" <<'EOF'
 # Anonymous relay: no TLS, no AUTH.
 smtpd_tls_security_level = none
 smtpd_sasl_auth_enable = no
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions =
 EOF
-        if _pf_start "$name" "$port"; then
-            echo "$port"
-            return 0
-        fi
-        stop_server "$name" 2>/dev/null
-        echo "start_postfix_relay: attempt $try failed" >&2
-    done
-    return 1
 }
 
 # start_postfix_submission USER PASSWORD [NAME] -- a private Postfix instance
@@ -1001,30 +1014,31 @@ EOF
 # address such as alerts@example.com is fine).  NAME defaults to "submission".
 # Prints the port.
 start_postfix_submission() {
-    local user=$1 pass=$2 name=${3:-submission} port ipv6=0 try ca
-    [ -e "$T/$name" ] && { echo "start_postfix_submission: $T/$name exists" >&2; return 1; }
+    local ca
     ca=$(test_ca) || return 1
-    has_ipv6_loopback && ipv6=1
-    for try in 1 2 3; do
-        rm -rf "${T:?}/$name"
-        port=$(free_port) || return 1
-        _pf_write_config "$name" "$port" "$ipv6" || return 1
-        local dir=$T/$name
-        mkdir -p "$dir/conf/sasl"
-        chmod 755 "$dir/conf/sasl"
-        # A realm-less user: smtpd_sasl_local_domain is empty, and the entry is
-        # made for realm $myhostname, which is what Cyrus uses by default.
-        printf '%s' "$pass" | saslpasswd2 -f "$dir/conf/sasl/sasldb2" -p -c \
-            -u "$name.test.invalid" "$user" || { echo "saslpasswd2 failed" >&2; return 1; }
-        chown postfix "$dir/conf/sasl/sasldb2"
-        chmod 640 "$dir/conf/sasl/sasldb2"
-        cat >"$dir/conf/sasl/smtpd.conf" <<EOF
+    _pf_instance start_postfix_submission "${3:-submission}" _pf_conf_submission "$1" "$2" \
+        "${3:-submission}" "$ca"
+}
+
+# _pf_conf_submission DIR USER PASSWORD NAME CA -- STARTTLS required, SASL AUTH (PLAIN, LOGIN)
+# after TLS for USER with PASSWORD only.
+_pf_conf_submission() {
+    local dir=$1 user=$2 pass=$3 name=$4 ca=$5
+    mkdir -p "$dir/conf/sasl"
+    chmod 755 "$dir/conf/sasl"
+    # A realm-less user: smtpd_sasl_local_domain is empty, and the entry is
+    # made for realm $myhostname, which is what Cyrus uses by default.
+    printf '%s' "$pass" | saslpasswd2 -f "$dir/conf/sasl/sasldb2" -p -c \
+        -u "$name.test.invalid" "$user" || { echo "saslpasswd2 failed" >&2; return 1; }
+    chown postfix "$dir/conf/sasl/sasldb2"
+    chmod 640 "$dir/conf/sasl/sasldb2"
+    cat >"$dir/conf/sasl/smtpd.conf" <<EOF
 pwcheck_method: auxprop
 auxprop_plugin: sasldb
 mech_list: PLAIN LOGIN
 sasldb_path: $dir/conf/sasl/sasldb2
 EOF
-        cat >>"$dir/conf/main.cf" <<EOF
+    cat >>"$dir/conf/main.cf" <<EOF
 # Submission: STARTTLS required, AUTH only after TLS, only authenticated clients.
 smtpd_tls_security_level = encrypt
 smtpd_tls_chain_files = $ca/localhost.key, $ca/localhost.crt
@@ -1046,14 +1060,6 @@ smtpd_client_restrictions =
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 EOF
-        if _pf_start "$name" "$port"; then
-            echo "$port"
-            return 0
-        fi
-        stop_server "$name" 2>/dev/null
-        echo "start_postfix_submission: attempt $try failed" >&2
-    done
-    return 1
 }
 
 # start_postfix_mtls [NAME] -- a private Postfix instance that takes mail only from
@@ -1063,19 +1069,18 @@ EOF
 # AUTH; the Received header and $T/NAME/postfix.log name the client certificate.
 # NAME defaults to "mtls".  Prints the port.
 start_postfix_mtls() {
-    local name=${1:-mtls} port ipv6=0 try ca
-    [ -e "$T/$name" ] && { echo "start_postfix_mtls: $T/$name exists" >&2; return 1; }
+    local ca
     ca=$(test_ca) || return 1
-    has_ipv6_loopback && ipv6=1
-    for try in 1 2 3; do
-        rm -rf "${T:?}/$name"
-        port=$(free_port) || return 1
-        _pf_write_config "$name" "$port" "$ipv6" || return 1
-        cat >>"$T/$name/conf/main.cf" <<EOF
+    _pf_instance start_postfix_mtls "${1:-mtls}" _pf_conf_mtls "$ca"
+}
+
+# _pf_conf_mtls DIR CA -- STARTTLS and a client certificate signed by CA required, no AUTH.
+_pf_conf_mtls() {
+    cat >>"$1/conf/main.cf" <<EOF
 # Mutual TLS: STARTTLS and a client certificate from the test CA required, no AUTH.
 smtpd_tls_security_level = encrypt
-smtpd_tls_chain_files = $ca/localhost.key, $ca/localhost.crt
-smtpd_tls_CAfile = $ca/ca.pem
+smtpd_tls_chain_files = $2/localhost.key, $2/localhost.crt
+smtpd_tls_CAfile = $2/ca.pem
 smtpd_tls_req_ccert = yes
 smtpd_tls_protocols = >=TLSv1.2
 smtpd_tls_mandatory_protocols = >=TLSv1.2
@@ -1086,14 +1091,6 @@ smtpd_client_restrictions =
 smtpd_relay_restrictions = permit_tls_all_clientcerts, reject
 smtpd_recipient_restrictions = permit_tls_all_clientcerts, reject
 EOF
-        if _pf_start "$name" "$port"; then
-            echo "$port"
-            return 0
-        fi
-        stop_server "$name" 2>/dev/null
-        echo "start_postfix_mtls: attempt $try failed" >&2
-    done
-    return 1
 }
 
 # postfix_maildir NAME -- the Maildir of a Postfix instance.
