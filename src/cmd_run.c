@@ -44,6 +44,26 @@ static int become_user(const struct config *cfg, bool allow_root)
 	int rc = 0;
 
 	privs_id_current(&me);
+	/* user: root is no user of its own: it takes --allow-root like no user: at all. */
+	if (cfg->user != NULL && me.uid == 0 && privs_id_of_user(cfg->user, &want, &e) == 0) {
+		bool root = want.uid == 0;
+		privs_id_free(&want);
+		if (root && !allow_root) {
+			fprintf(stderr, "alertmail: run: refusing to run as root: user: %s is root; name "
+			                "a user of its own (for example user: alertmail), or pass "
+			                "--allow-root\n",
+			        cfg->user);
+			privs_id_free(&me);
+			return -1;
+		}
+		if (root) {
+			log_warn("daemon", "running as root (user: %s, --allow-root): a user of its own "
+			                   "would keep a flaw in the daemon from being root's",
+			         cfg->user);
+			privs_id_free(&me);
+			return 0;
+		}
+	}
 	if (cfg->user != NULL && me.uid == 0) {
 		if (privs_drop(cfg->user, &e) < 0) {
 			fprintf(stderr, "alertmail: run: %s\n", e.msg);

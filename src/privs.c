@@ -77,6 +77,16 @@ void privs_id_free(struct privs_id *id)
 	id->ngroups = 0;
 }
 
+static bool in_groups(const struct privs_id *id, gid_t g)
+{
+	if (g == id->gid)
+		return true;
+	for (int i = 0; i < id->ngroups; i++)
+		if (id->groups[i] == g)
+			return true;
+	return false;
+}
+
 int privs_drop(const char *user, struct err *e)
 {
 	struct privs_id id;
@@ -91,8 +101,19 @@ int privs_drop(const char *user, struct err *e)
 		return -1;
 	}
 	if (id.uid == 0) {
+		err_set(e, "user: %s is root: name a user of its own (for example alertmail), or "
+		           "leave user: out and pass --allow-root",
+		        id.name);
 		privs_id_free(&id);
-		return 0;
+		return -1;
+	}
+	/* Root's group is as good as root for much of the system: it must not come along. */
+	if (in_groups(&id, 0)) {
+		err_set(e, "cannot become user '%s': it belongs to group 0 (root's), which the daemon "
+		           "would keep; give it a user outside that group",
+		        id.name);
+		privs_id_free(&id);
+		return -1;
 	}
 	/* Groups first: once the user ID is no longer root, they cannot be changed. */
 	if (setgroups((size_t)id.ngroups, id.groups) < 0 || setresgid(id.gid, id.gid, id.gid) < 0 ||
@@ -114,15 +135,6 @@ int privs_drop(const char *user, struct err *e)
 	return 0;
 }
 
-static bool in_groups(const struct privs_id *id, gid_t g)
-{
-	if (g == id->gid)
-		return true;
-	for (int i = 0; i < id->ngroups; i++)
-		if (id->groups[i] == g)
-			return true;
-	return false;
-}
 
 /* Whether id has every permission of want (a mask of 4 read, 2 write, 1 search) on st, as
  * the kernel decides it without ACLs: the owner's bits, else the group's, else the others'. */

@@ -20,14 +20,15 @@ struct privs_id {
 	char name[64];
 };
 
-/* The identity of user (a name, or a number), with its supplementary groups. */
+/* The identity of the user named user, with its supplementary groups. */
 int privs_id_of_user(const char *user, struct privs_id *id, struct err *e);
 /* The identity this process runs with (effective IDs and its groups). */
 void privs_id_current(struct privs_id *id);
 void privs_id_free(struct privs_id *id);
 
 /* Becomes user for good: its groups, its group and its user ID, real, effective and saved.
- * Fails, changing nothing it could not undo, unless the process runs as root. */
+ * Fails, changing nothing it could not undo, unless the process runs as root, and for root
+ * itself or a user in root's group (neither would give up anything). */
 int privs_drop(const char *user, struct err *e);
 
 /* Checks, for the daemon running as id, the spool and its directories, the state directory

@@ -280,6 +280,10 @@ int smtp_setup(struct smtp_conn *c, char *why, size_t why_len)
 		                      s->client_key != NULL ? s->client_key : s->client_cert),
 		     "SSLKEY");
 		MUST(curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM"), "SSLKEYTYPE");
+		/* libcurl reads the key again for every session: a key replaced since the config
+		 * was checked by one with a passphrase must fail, not make OpenSSL ask for it on a
+		 * terminal and stop the daemon's loop. */
+		MUST(curl_easy_setopt(h, CURLOPT_KEYPASSWD, ""), "KEYPASSWD");
 	}
 
 	/* Credentials only where TLS is guaranteed, or where plaintext is explicitly allowed. */
