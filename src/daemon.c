@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "daemon_int.h"
 #include "log.h"
+#include "privs.h"
 #include "sdnotify.h"
 #include "smtp.h"
 #include "spool.h"
@@ -221,6 +222,27 @@ static void watches_reap(struct daemon *d)
 	}
 }
 
+/* The checks of a start, for the files a new config names (a new secret file owned by another
+ * user is refused on reload as at a start): on a problem, the running config stays. */
+static int reload_files_ok(const struct config *cfg)
+{
+	struct privs_id me;
+	struct buf problems;
+	int bad;
+
+	buf_init(&problems);
+	privs_id_current(&me);
+	bad = privs_check_files(cfg, &me, &problems);
+	privs_id_free(&me);
+	if (bad > 0)
+		log_err("daemon",
+		        "reload: %s names files other users could change; keeping the running "
+		        "config:\n%s",
+		        cfg->path, problems.data);
+	buf_free(&problems);
+	return bad > 0 ? -1 : 0;
+}
+
 static void reload(struct daemon *d)
 {
 	struct config *cfg;
@@ -242,9 +264,17 @@ static void reload(struct daemon *d)
 		return;
 	}
 	buf_free(&errors);
+	if (reload_files_ok(cfg) < 0) {
+		config_free(cfg);
+		sdnotify("READY=1");
+		return;
+	}
 	if (strcmp(cfg->spool, old_cfg->spool) != 0)
 		log_warn("daemon", "reload: a new spool (%s) takes effect at the next start only",
 		         cfg->spool);
+	if ((cfg->user == NULL) != (old_cfg->user == NULL) ||
+	    (cfg->user != NULL && strcmp(cfg->user, old_cfg->user) != 0))
+		log_warn("daemon", "reload: a new user: takes effect at the next start only");
 	d->srvs = NULL;
 	if (srvs_build(d, cfg, &chans, &e) < 0) {
 		log_err("daemon", "reload: %s; keeping the running config", e.msg);
