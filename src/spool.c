@@ -476,6 +476,9 @@ static void copy_field(char *dst, size_t size, const char *v, size_t len)
 	dst[len] = '\0';
 }
 
+/* 9999-12-31T23:59:59Z */
+#define META_TIME_MAX 253402300799LL
+
 int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 {
 	const char *p = text, *end = text + len;
@@ -511,11 +514,14 @@ int spool_meta_parse(const char *text, size_t len, struct spool_meta *m)
 				copy_field(num, sizeof(num), val, vlen);
 				errno = 0;
 				v = strtoll(num, &stop, 10);
-				if (stop == num || *stop != '\0' || errno != 0) {
+				/* Times are seconds from 1970 to the year 9999: the daemon computes with
+				 * them in milliseconds, which a larger number would overflow. */
+				if (stop == num || *stop != '\0' || errno != 0 || v < 0 ||
+				    v > META_TIME_MAX) {
 					spool_meta_free(m);
 					return -1;
 				}
-				if (klen == 8 && memcmp(p, "attempts", 8) == 0 && v >= 0 && v < 1000000) {
+				if (klen == 8 && memcmp(p, "attempts", 8) == 0 && v < 1000000) {
 					m->attempts = (int)v;
 					seen |= 1;
 				} else if (klen == 8 && memcmp(p, "received", 8) == 0) {

@@ -610,6 +610,9 @@ static void test_meta(void)
 #define GOOD "attempts: 1\nreceived: 10\nfirst_failed: 20\nnext_attempt: 30\n"
 	ok(spool_meta_parse(GOOD, strlen(GOOD), &r) == 0 && r.attempts == 1 && r.next_attempt == 30,
 	   "parse: the four numbers alone are enough");
+#define LAST "attempts: 1\nreceived: 10\nfirst_failed: 20\nnext_attempt: 253402300799\n"
+	ok(spool_meta_parse(LAST, strlen(LAST), &r) == 0 && r.next_attempt == 253402300799LL,
+	   "parse: the last second of the year 9999 is a time");
 	ok(spool_meta_parse(GOOD "channel: c\nlast_error: x",
 	                    strlen(GOOD "channel: c\nlast_error: x"), &r) == 0 &&
 	       strcmp(r.channel, "c") == 0 && strcmp(r.last_error, "x") == 0,
@@ -628,6 +631,10 @@ static void test_meta(void)
 		    /* NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one string, wrapped */
 		    "attempts: 1\nreceived: 99999999999999999999\nfirst_failed: 20\nnext_attempt: "
 		    "30\n",
+		    /* Beyond the year 9999, or before 1970: milliseconds of it would overflow. */
+		    "attempts: 1\nreceived: 10\nfirst_failed: 20\nnext_attempt: 99999999999999999\n",
+		    "attempts: 1\nreceived: 10\nfirst_failed: 253402300800\nnext_attempt: 30\n",
+		    "attempts: 1\nreceived: -5\nfirst_failed: 20\nnext_attempt: 30\n",
 		    GOOD "retries: 5\n",
 		    "attempts:1\nreceived:10\nfirst_failed:20\nnext_attempt:30\n",
 		};
