@@ -115,6 +115,28 @@ static struct job *ready_pop(struct daemon *d)
 
 /* ---- the spool ---- */
 
+/* Remembers the names in new/ that could not be taken; true when name is newly stuck. A name
+ * taken, or gone, is forgotten. At most STUCK_MAX are remembered: beyond, each is said again. */
+static bool stuck_note(struct daemon *d, const char *name, bool stuck)
+{
+	for (size_t i = 0; i < d->nstuck; i++) {
+		if (strcmp(d->stuck[i], name) != 0)
+			continue;
+		if (!stuck) {
+			free(d->stuck[i]);
+			d->stuck[i] = d->stuck[--d->nstuck];
+		}
+		return false;
+	}
+	if (!stuck)
+		return false;
+	if (d->nstuck < STUCK_MAX) {
+		d->stuck = xrealloc(d->stuck, (d->nstuck + 1) * sizeof(*d->stuck));
+		d->stuck[d->nstuck++] = xstrdup(name);
+	}
+	return true;
+}
+
 static int claim_one(void *ctx, const char *name)
 {
 	struct daemon *d = ctx;
@@ -127,8 +149,12 @@ static int claim_one(void *ctx, const char *name)
 		return 1;
 	}
 	rc = spool_claim(d->spool, name, qid, &e);
-	if (rc < 0)
+	if (rc == 2)
 		log_warn("spool", "%s", e.msg);
+	/* An entry that cannot be taken (a directory its writer made unwritable) is tried again
+	 * at each rescan, and said once. */
+	if (stuck_note(d, name, rc < 0))
+		log_warn("spool", "%s (said once; tried again every minute)", e.msg);
 	if (rc == 0) {
 		struct job *j = job_new(qid);
 		j->meta.received = time(NULL);
@@ -607,6 +633,9 @@ out:
 	srvs_free(&d);
 	watches_reap(&d);
 	free(d.retries);
+	for (size_t i = 0; i < d.nstuck; i++)
+		free(d.stuck[i]);
+	free(d.stuck);
 	if (d.epfd >= 0)
 		close(d.epfd);
 	if (d.signals.fd >= 0)

@@ -128,7 +128,11 @@ struct daemon {
 	int64_t next_rescan, next_clean;
 	int64_t release_at; /* when a server's rate limit next lets a waiting job go */
 	unsigned long delivered, deferred, failed;
+	char **stuck; /* names in new/ that could not be taken, said once (STUCK_MAX at most) */
+	size_t nstuck;
 };
+
+#define STUCK_MAX 256
 
 /* Monotonic milliseconds: the clock of every due time, deadline and timer here. */
 static inline int64_t now_ms(void)

@@ -304,37 +304,31 @@ static const char *file_kind(mode_t mode)
 
 /* Anything in new/ but a regular file is moved to failed/ as it is, unread: a symbolic link
  * could point at what the daemon may read and its writer may not (a secret, the host key); a
- * FIFO would block a reader. The rename moves the entry itself, never what it points to. */
+ * FIFO would block a reader. The rename moves the entry itself, never what it points to.
+ * Returns 2 when it was moved, with what it was in e. */
+static int fail_entry(struct spool *s, enum spool_dir from, const char *name, const char *qid,
+                      const char *reason, struct err *e);
+
 static int refuse_irregular(struct spool *s, const char *name, const char *qid, mode_t mode,
                             struct err *e)
 {
-	char rname[SPOOL_QID_MAX + 8];
 	char *reason = xasprintf("new/%s is %s, not a regular file: alertmail takes only regular "
 	                         "files from new/ and did not read it\n",
 	                         name, file_kind(mode));
-	struct err we;
+	struct err fe;
+	int rc = fail_entry(s, SPOOL_NEW, name, qid, reason, &fe);
 
-	snprintf(rname, sizeof(rname), "%s.reason", qid);
-	if (write_file_at(s, SPOOL_FAILED, rname, reason, strlen(reason), &we) < 0) {
-		err_set(e, "spool: new/%s: %s, not a regular file; left there: %s", name,
-		        file_kind(mode), we.msg);
-		free(reason);
-		return -1;
-	}
 	free(reason);
-	if (renameat(s->fd[SPOOL_NEW], name, s->fd[SPOOL_FAILED], qid) < 0) {
-		int saved = errno;
-		unlinkat(s->fd[SPOOL_FAILED], rname, 0);
-		if (saved == ENOENT)
-			return 1;
-		err_set(e, "spool: new/%s: %s, not a regular file; cannot move it to failed/: %s",
-		        name, file_kind(mode), strerror(saved));
+	if (rc < 0 && errno == ENOENT)
+		return 1;
+	if (rc < 0) {
+		err_set(e, "spool: new/%s: %s, not a regular file, left there: %s", name,
+		        file_kind(mode), fe.msg);
 		return -1;
 	}
-	(void)sync_dir(s, SPOOL_FAILED, &we);
 	err_set(e, "spool: new/%s: %s, not a regular file: moved to failed/%s unread", name,
 	        file_kind(mode), qid);
-	return -1;
+	return 2;
 }
 
 int spool_claim(struct spool *s, const char *name, char qid[SPOOL_QID_MAX], struct err *e)
@@ -609,20 +603,31 @@ int spool_activate(struct spool *s, const char *qid, struct err *e)
 	return move(s, SPOOL_DEFERRED, qid, SPOOL_ACTIVE, e);
 }
 
-int spool_fail(struct spool *s, enum spool_dir from, const char *qid, const char *reason,
-               struct err *e)
+/* The reason first, so that an entry in failed/ always has one, then DIR/NAME -> failed/QID
+ * and the fsync of failed/. With the errno of a failed rename left for the caller. */
+static int fail_entry(struct spool *s, enum spool_dir from, const char *name, const char *qid,
+                      const char *reason, struct err *e)
 {
 	char rname[SPOOL_QID_MAX + 8];
 
 	snprintf(rname, sizeof(rname), "%s.reason", qid);
-	/* The reason first: an alert in failed/ always has one. */
 	if (write_file_at(s, SPOOL_FAILED, rname, reason, strlen(reason), e) < 0)
 		return -1;
-	if (move(s, from, qid, SPOOL_FAILED, e) < 0) {
+	if (renameat(s->fd[from], name, s->fd[SPOOL_FAILED], qid) < 0) {
+		int saved = errno;
+		err_set(e, "spool: rename %s/%s -> failed/%s: %s", dirs[from].name, name, qid,
+		        strerror(saved));
 		unlinkat(s->fd[SPOOL_FAILED], rname, 0);
+		errno = saved;
 		return -1;
 	}
-	if (sync_dir(s, SPOOL_FAILED, e) < 0)
+	return sync_dir(s, SPOOL_FAILED, e);
+}
+
+int spool_fail(struct spool *s, enum spool_dir from, const char *qid, const char *reason,
+               struct err *e)
+{
+	if (fail_entry(s, from, qid, qid, reason, e) < 0)
 		return -1;
 	unlinkat(s->fd[SPOOL_META], qid, 0);
 	return 0;

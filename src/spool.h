@@ -57,7 +57,7 @@ int spool_submit(struct spool *s, const void *data, size_t len, char name[SPOOL_
 
 /* Daemon: takes new/NAME into active/QID. Returns 1 if NAME was gone (taken or removed). What
  * is not a regular file (a symbolic link, a FIFO, a directory) goes to failed/QID unread, with
- * its reason, and -1 says so in e. */
+ * its reason: 2, with what it was in e. */
 int spool_claim(struct spool *s, const char *name, char qid[SPOOL_QID_MAX], struct err *e);
 /* Reads DIR/QID whole, refusing more than max bytes. */
 int spool_read(struct spool *s, enum spool_dir d, const char *qid, size_t max, struct buf *out,

@@ -396,7 +396,7 @@ static void test_claim(void)
 	must(mkdir(P("new", "adir"), 0700) == 0, "mkdir new/adir");
 	e.msg[0] = '\0';
 	rc = spool_claim(s, "adir", qid2, &e);
-	ok(rc == -1 && has(&e, "new/adir: a directory, not a regular file: moved to failed/"),
+	ok(rc == 2 && has(&e, "new/adir: a directory, not a regular file: moved to failed/"),
 	   "a directory is refused: %s", e.msg);
 	ok(!exists(P("new", "adir")) && count_in("active", 1) == 1 && count_in("failed", 0) == failed0 + 2,
 	   "the directory is moved to failed/, with its reason");
@@ -405,7 +405,7 @@ static void test_claim(void)
 		exit(99);
 	e.msg[0] = '\0';
 	rc = spool_claim(s, "alink", qid2, &e);
-	ok(rc == -1 && has(&e, "new/alink: a symbolic link, not a regular file: moved to failed/"),
+	ok(rc == 2 && has(&e, "new/alink: a symbolic link, not a regular file: moved to failed/"),
 	   "a symlink is refused: %s", e.msg);
 	ok(!exists(P("new", "alink")) && count_in("failed", 0) == failed0 + 4 && exists(P(NULL, "target")),
 	   "the symlink itself is moved to failed/; its target stays where it was");
@@ -424,7 +424,7 @@ static void test_claim(void)
 		exit(99);
 	e.msg[0] = '\0';
 	rc = spool_claim(s, "afifo", qid2, &e);
-	ok(rc == -1 && has(&e, "new/afifo: a FIFO, not a regular file: moved to failed/"),
+	ok(rc == 2 && has(&e, "new/afifo: a FIFO, not a regular file: moved to failed/"),
 	   "a FIFO is refused, without blocking, and moved to failed/");
 	unlink(P(NULL, "target"));
 	unlink(P("new", ".hidden"));
