@@ -740,12 +740,11 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- building and tearing down for a config ---- */
 
-void srvs_free(struct daemon *d)
+/* The servers' state and the channels' templates, of a config with nservers and nchannels. */
+static void free_srvs(struct srv *srvs, size_t nservers)
 {
-	if (d->srvs == NULL)
-		return;
-	for (size_t i = 0; i < d->cfg->nservers; i++) {
-		struct srv *srv = &d->srvs[i];
+	for (size_t i = 0; i < nservers; i++) {
+		struct srv *srv = &srvs[i];
 		for (size_t k = 0; k < srv->nslots; k++) {
 			struct slot *sl = &srv->slots[k];
 			/* No wait on any server: in-flight alerts stay in active/ for the next start. */
@@ -765,28 +764,40 @@ void srvs_free(struct daemon *d)
 			job_free(j);
 		}
 	}
-	free(d->srvs);
+	free(srvs);
+}
+
+static void free_chans(struct chan *chans, size_t nchannels)
+{
+	for (size_t i = 0; chans != NULL && i < nchannels; i++)
+		mail_template_free(chans[i].tmpl);
+	free(chans);
+}
+
+void srvs_free(struct daemon *d)
+{
+	if (d->srvs == NULL)
+		return;
+	free_srvs(d->srvs, d->cfg->nservers);
 	d->srvs = NULL;
-	for (size_t i = 0; i < d->cfg->nchannels; i++)
-		mail_template_free(d->chans[i].tmpl);
-	free(d->chans);
+	free_chans(d->chans, d->cfg->nchannels);
 	d->chans = NULL;
 }
 
 /* The slot's multi, its sockets and timers in our epoll, one connection at most. */
+/* NULL when libcurl cannot make or set up the multi handle (no memory). */
 static CURLM *slot_multi_new(struct slot *sl)
 {
 	CURLM *m = curl_multi_init();
 
-	if (m == NULL ||
-	    curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
-	    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, sl) != CURLM_OK ||
-	    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-	    curl_multi_setopt(m, CURLMOPT_TIMERDATA, sl) != CURLM_OK ||
-	    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L) != CURLM_OK) {
-		/* Only without memory: fatal, as in xmalloc. */
-		log_err("daemon", "%s: cannot set up libcurl: out of memory", sl->srv->conf->name);
-		abort();
+	if (m != NULL &&
+	    (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+	     curl_multi_setopt(m, CURLMOPT_SOCKETDATA, sl) != CURLM_OK ||
+	     curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+	     curl_multi_setopt(m, CURLMOPT_TIMERDATA, sl) != CURLM_OK ||
+	     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 1L) != CURLM_OK)) {
+		(void)curl_multi_cleanup(m);
+		m = NULL;
 	}
 	return m;
 }
@@ -827,6 +838,17 @@ int srvs_build(struct daemon *d, struct config *cfg, struct chan **chans_out, st
 			sl->conn = smtp_conn_new(srv->conf);
 			smtp_conn_share_token(sl->conn, &srv->token);
 			sl->multi = slot_multi_new(sl);
+			if (sl->multi == NULL) {
+				err_set(e, "server %s: libcurl cannot set up a connection (out of memory)",
+				        srv->conf->name);
+				/* The slots after this one are not set up: nothing of theirs to free. */
+				srv->nslots = k + 1;
+				free_srvs(d->srvs, cfg->nservers);
+				d->srvs = NULL;
+				free_chans(chans, cfg->nchannels);
+				*chans_out = NULL;
+				return -1;
+			}
 		}
 	}
 	return 0;

@@ -218,17 +218,25 @@ static int check_path(const char *path, const struct want *w, const struct privs
 		bad++;
 	}
 	if (st.st_uid != id->uid && st.st_uid != 0) {
-		buf_printf(out,
-		           "%-10s %s: owned by %s, neither the daemon's user (%s) nor root, who could "
-		           "%s; fix: chown %s %s\n",
-		           w->what, path, owner, id->name, w->why, id->name, path);
+		if (id->uid == 0)
+			buf_printf(out, "%-10s %s: owned by %s, not by root (the daemon's user), who could "
+			                "%s; fix: chown root %s\n",
+			           w->what, path, owner, w->why, path);
+		else
+			buf_printf(out,
+			           "%-10s %s: owned by %s, neither the daemon's user (%s) nor root, who "
+			           "could %s; fix: chown %s %s\n",
+			           w->what, path, owner, id->name, w->why, id->name, path);
 		bad++;
 	} else if (!can(id, &st, w->dir ? 7 : 4)) {
+		/* Its own file: the mode is what is missing; root's: the owner. */
+		bool own = st.st_uid == id->uid;
 		buf_printf(out,
 		           "%-10s %s: the daemon's user %s cannot %s it (owner %s, group %s, mode "
-		           "%04o); fix: chown %s %s\n",
+		           "%04o); fix: %s %s %s\n",
 		           w->what, path, id->name, w->dir ? "read and write in" : "read", owner,
-		           group, mode, id->name, path);
+		           group, mode, own ? "chmod" : "chown",
+		           own ? (w->dir ? "u+rwx" : "u+r") : id->name, path);
 		bad++;
 	}
 	return bad;
