@@ -19,30 +19,6 @@
 /* With -q only problems are printed. */
 static bool quiet;
 
-/* A directory the daemon needs: missing is fine (the daemon makes it), wrong is not. */
-static int check_dir(const char *what, const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		if (errno == ENOENT) {
-			if (!quiet)
-				printf("%-10s %s: does not exist yet (created by the daemon)\n",
-				       what, path);
-			return 0;
-		}
-		printf("%-10s %s: %s\n", what, path, strerror(errno));
-		return 1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		printf("%-10s %s: not a directory\n", what, path);
-		return 1;
-	}
-	if (!quiet)
-		printf("%-10s %s: ok\n", what, path);
-	return 0;
-}
-
 /* The host key pair for sealed values, and the previous one a rotation kept: usable and
  * private, or not made yet. Whoever cannot even look into the state directory is told so; the
  * config load has already failed if a sealed value needed the key. */
@@ -94,7 +70,7 @@ static int check_hostkey(const char *state)
 static int check_files(const struct config *cfg)
 {
 	struct privs_id id;
-	struct buf problems;
+	struct buf problems, notes;
 	struct err e;
 	int bad;
 
@@ -107,7 +83,10 @@ static int check_files(const struct config *cfg)
 		privs_id_current(&id);
 	}
 	buf_init(&problems);
-	bad = privs_check_files(cfg, &id, &problems);
+	buf_init(&notes);
+	bad = privs_check_files(cfg, &id, &problems, &notes);
+	if (!quiet && notes.len > 0)
+		fputs(notes.data, stdout);
 	if (bad > 0)
 		fputs(problems.data, stdout);
 	else if (!quiet)
@@ -115,6 +94,7 @@ static int check_files(const struct config *cfg)
 		       "secret files\n",
 		       "files", id.name);
 	buf_free(&problems);
+	buf_free(&notes);
 	privs_id_free(&id);
 	return bad;
 }
@@ -225,8 +205,6 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 		       cfg->nservers, cfg->nservers == 1 ? "" : "s", cfg->nchannels,
 		       cfg->nchannels == 1 ? "" : "s", cfg->nroutes, cfg->nroutes == 1 ? "" : "s");
 	bad += check_templates(cfg);
-	bad += check_dir("spool", cfg->spool);
-	bad += check_dir("state", cfg->state);
 	bad += check_files(cfg);
 	bad += check_hostkey(cfg->state);
 	if (bad > 0) {

@@ -104,7 +104,7 @@ static int files_at_start(const struct config *cfg)
 
 	buf_init(&problems);
 	privs_id_current(&me);
-	bad = privs_check_files(cfg, &me, &problems);
+	bad = privs_check_files(cfg, &me, &problems, NULL);
 	privs_id_free(&me);
 	for (const char *p = problems.data; bad > 0 && *p != '\0';) {
 		const char *nl = strchr(p, '\n');

@@ -258,7 +258,7 @@ static int reload_files_ok(const struct config *cfg)
 
 	buf_init(&problems);
 	privs_id_current(&me);
-	bad = privs_check_files(cfg, &me, &problems);
+	bad = privs_check_files(cfg, &me, &problems, NULL);
 	privs_id_free(&me);
 	if (bad > 0)
 		log_err("daemon",

@@ -182,7 +182,7 @@ struct want {
 };
 
 static int check_path(const char *path, const struct want *w, const struct privs_id *id,
-                      struct buf *out)
+                      struct buf *out, struct buf *notes)
 {
 	char owner[64], group[64];
 	unsigned mode;
@@ -190,8 +190,12 @@ static int check_path(const char *path, const struct want *w, const struct privs
 	int bad = 0;
 
 	if (stat(path, &st) < 0) {
-		if (errno == ENOENT && w->dir)
+		if (errno == ENOENT && w->dir) {
+			if (notes != NULL)
+				buf_printf(notes, "%-10s %s: does not exist yet (created by the daemon)\n",
+				           w->what, path);
 			return 0;
+		}
 		buf_printf(out, "%-10s %s: %s\n", w->what, path, strerror(errno));
 		return 1;
 	}
@@ -239,25 +243,28 @@ static int check_path(const char *path, const struct want *w, const struct privs
 		           own ? (w->dir ? "u+rwx" : "u+r") : id->name, path);
 		bad++;
 	}
+	if (bad == 0 && notes != NULL)
+		buf_printf(notes, "%-10s %s: ok\n", w->what, path);
 	return bad;
 }
 
-int privs_check_files(const struct config *cfg, const struct privs_id *id, struct buf *problems)
+int privs_check_files(const struct config *cfg, const struct privs_id *id, struct buf *problems,
+                      struct buf *notes)
 {
 	static const struct want spool = {"spool", "add, change or remove alerts", true, false};
 	static const struct want submit = {"spool", "add, change or remove alerts", true, true};
 	static const struct want state = {"state", "replace the host key", true, false};
 	static const struct want secret = {"secret", "read or replace the secret", false, false};
-	int bad = check_path(cfg->spool, &spool, id, problems);
+	int bad = check_path(cfg->spool, &spool, id, problems, notes);
 
 	for (int d = 0; d < SPOOL_NDIRS; d++) {
 		char *path = xasprintf("%s/%s", cfg->spool, spool_dir_name((enum spool_dir)d));
 		bad += check_path(path, d == SPOOL_TMP || d == SPOOL_NEW ? &submit : &spool, id,
-		                  problems);
+		                  problems, NULL);
 		free(path);
 	}
-	bad += check_path(cfg->state, &state, id, problems);
+	bad += check_path(cfg->state, &state, id, problems, notes);
 	for (size_t i = 0; i < cfg->nsecret_files; i++)
-		bad += check_path(cfg->secret_files[i], &secret, id, problems);
+		bad += check_path(cfg->secret_files[i], &secret, id, problems, NULL);
 	return bad;
 }

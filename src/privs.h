@@ -36,9 +36,10 @@ int privs_drop(const char *user, struct err *e);
  * would let anyone send mail as the alerts' sender), nothing owned by a user other than id or
  * root, and everything usable by id. Missing directories are fine (the daemon makes them).
  * Appends one line per problem to problems, each naming the path, what is wrong and the
- * command that fixes it; returns the number of problems. */
-int privs_check_files(const struct config *cfg, const struct privs_id *id,
-                      struct buf *problems);
+ * command that fixes it; returns the number of problems. With notes, also a line for the spool
+ * and the state directory when they are fine or not made yet. */
+int privs_check_files(const struct config *cfg, const struct privs_id *id, struct buf *problems,
+                      struct buf *notes);
 
 /* The umask of the daemon and the commands: nothing they create is writable by the group or
  * visible to others, unless a mode is set on purpose (the spool's group directories). */
