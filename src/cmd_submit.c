@@ -159,6 +159,14 @@ static int apply_set(struct ynode *root, const char *arg, struct err *e)
 			        arg);
 			return -1;
 		}
+		/* The alert is stored as JSON, whose keys libyaml reads back up to a length. */
+		if (json_string_chars(p, len) > JSON_KEY_MAX) {
+			err_set(e,
+			        "--set %.40s...: the field name '%.20s...' is longer than %d characters "
+			        "as JSON, quotes and escapes included",
+			        arg, p, JSON_KEY_MAX);
+			return -1;
+		}
 		key = xstrndup(p, len);
 		if (dot == NULL) {
 			ynode_map_set(node, key, ynode_new_scalar(eq + 1, strlen(eq + 1), false));
