@@ -665,14 +665,8 @@ static int find_partial(struct render *r, const struct tmpl *t, const struct nod
 	if (r->loader->load(r->loader->ctx, n->name, &src) < 0) {
 		pcache_add(&r->loaded, n->name, NULL);
 	} else if (tmpl_compile(src.data ? src.data : "", src.len, n->name, &p, r->e) < 0) {
-		struct buf pn;
-
-		buf_init(&pn);
-		buf_add_escaped(&pn, t->name);
-		buf_printf(&pn, ":%u:%u: partial '", n->line, n->column);
-		buf_add_escaped(&pn, n->name);
-		err_prefix(r->e, "%s'", pn.data);
-		buf_free(&pn);
+		/* err_prefix escapes the names, as every error is. */
+		err_prefix(r->e, "%s:%u:%u: partial '%s'", t->name, n->line, n->column, n->name);
 		buf_free(&src);
 		return -1;
 	} else {
