@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "dedup.h"
 #include "notify.h"
 #include "oauth2.h"
 #include "rate.h"
@@ -99,9 +100,11 @@ struct job {
 	bool reopened;   /* ... and was started again on a fresh one when that session had died */
 	bool token_retried; /* a kept OAuth2 token was refused, and a fresh one tried */
 	struct job *next;
+	struct dedup_mark dedup; /* sent by a de-duplication decision: its key ends with it */
 };
 
 struct retry;
+struct dedup_daemon;
 
 struct daemon {
 	const char *config_path;
@@ -128,6 +131,8 @@ struct daemon {
 	int64_t next_rescan, next_clean;
 	int64_t release_at; /* when a server's rate limit next lets a waiting job go */
 	unsigned long delivered, deferred, failed;
+	struct dedup_daemon *dedup; /* daemon_dedup.c */
+	unsigned long deduplicated;
 };
 
 /* Monotonic milliseconds: the clock of every due time, deadline and timer here. */
