@@ -19,10 +19,11 @@ static void free_str_list(char **v, size_t n)
 
 static const char *const top_keys[] = {
 	"spool", "state", "templates", "from", "default_channel", "servers", "channels", "routes",
-	"retry", "max_alert_size", "user", NULL,
+	"retry", "max_alert_size", "user", "dedup_window", "dedup_key", NULL,
 };
 static const char *const channel_keys[] = {
-	"servers", "to", "template", "switch_back_after", "from", NULL,
+	"servers", "to", "template", "switch_back_after", "from", "dedup_window", "dedup_key",
+	NULL,
 };
 static const char *const route_keys[] = {"match", "channel", "channels", "continue", NULL};
 static const char *const retry_keys[] = {"initial", "max_interval", "give_up_after", NULL};
@@ -300,6 +301,7 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 	}
 	if (c->nchannels == 0)
 		cp_error(p, root, "no channels are defined; add a 'channels' mapping");
+	conf_parse_dedup(p, c, root);
 }
 
 int config_load(const char *path, struct config **out, struct buf *errors)
@@ -394,6 +396,7 @@ void config_free(struct config *c)
 		free(ch->template);
 		free(ch->from);
 	}
+	conf_free_dedup(c);
 	free(c->channels);
 	for (size_t i = 0; i < c->nroutes; i++) {
 		ynode_free(c->routes[i].match);

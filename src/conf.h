@@ -69,6 +69,11 @@ struct channel {
 	char *from; /* NULL: the global from */
 	int64_t switch_back_after_ms;
 	unsigned line, column;
+	/* De-duplication, the channel's own or the top level's: dedup_window (0: off) and the
+	 * fields of an alert that make its key (dotted paths; default [id]). */
+	int64_t dedup_window_ms;
+	char **dedup_key;
+	size_t ndedup_key;
 };
 
 struct route {
@@ -103,6 +108,10 @@ struct config {
 	int64_t retry_give_up_after_ms;
 	/* Things that are allowed but unwise, one per line, with positions. */
 	struct buf warnings;
+	/* De-duplication at the top level: what channels take unless they say otherwise. */
+	int64_t dedup_window_ms;
+	char **dedup_key;
+	size_t ndedup_key;
 };
 
 /* The largest config file read. */

@@ -103,6 +103,11 @@ bool cp_host_valid(const char *h);
  * words only, so that no control character reaches a log and none needs quoting. */
 void cp_check_name(struct cparse *p, const struct ynode *key, const char *what);
 
+/* conf_dedup.c: dedup_window and dedup_key, at the top level and in each channel (after the
+ * channels are parsed); and freeing them. */
+void conf_parse_dedup(struct cparse *p, struct config *c, const struct ynode *root);
+void conf_free_dedup(struct config *c);
+
 /* conf_server.c: one entry of servers:, with its defaults, secrets and cross-field checks. */
 void conf_parse_server(struct cparse *p, struct server *s, const struct ynode *key,
                        const struct ynode *map);

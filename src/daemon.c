@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "daemon_dedup.h"
 #include "daemon_int.h"
 #include "log.h"
 #include "privs.h"
@@ -406,6 +407,8 @@ static int64_t next_wakeup(struct daemon *d)
 		t = d->stop_deadline;
 	if (d->release_at < t)
 		t = d->release_at;
+	if (dedup_daemon_next(d) < t)
+		t = dedup_daemon_next(d);
 	for (size_t i = 0; i < d->cfg->nservers; i++)
 		for (size_t k = 0; k < d->srvs[i].nslots; k++) {
 			struct slot *sl = &d->srvs[i].slots[k];
@@ -453,10 +456,10 @@ static int64_t status(struct daemon *d, int64_t now)
 	char s[256];
 
 	snprintf(s, sizeof(s),
-	         "%lu delivered, %lu deferred, %lu failed; %zu in progress, %zu queued, %zu waiting "
-	         "to retry",
-	         d->delivered, d->deferred, d->failed, d->inflight, d->nready + d->waiting,
-	         d->nretries);
+	         "%lu delivered, %lu deferred, %lu failed, %lu deduplicated; %zu in progress, %zu "
+	         "queued, %zu waiting to retry",
+	         d->delivered, d->deferred, d->failed, d->deduplicated, d->inflight,
+	         d->nready + d->waiting, d->nretries);
 	if (strcmp(s, d->status_last) == 0)
 		return INT64_MAX;
 	if (now - d->status_at < 1000)
@@ -528,6 +531,7 @@ static void loop(struct daemon *d)
 		dispatch(d);
 		if (d->stopping && (d->inflight == 0 || now_ms() >= d->stop_deadline))
 			break;
+		dedup_daemon_tick(d);
 		now = now_ms();
 		d->release_at = d->stopping ? INT64_MAX : srvs_release(d, now);
 		status_again = status(d, now);
@@ -611,6 +615,7 @@ int daemon_run(const char *config_path)
 		rc = 1;
 		goto out;
 	}
+	dedup_daemon_start(&d);
 	/* What a previous run left: claimed alerts first, then the deferred, then new/. */
 	if (spool_list(d.spool, SPOOL_ACTIVE, recover_active, &d, &e) < 0)
 		log_err("daemon", "recovering active/: %s", e.msg);
@@ -623,11 +628,14 @@ int daemon_run(const char *config_path)
 	           PACKAGE_VERSION, d.cfg->spool, d.nready, d.nretries);
 	sdnotify("READY=1");
 	loop(&d);
-	log_notice("daemon", "stopped: %lu delivered, %lu deferred, %lu failed; %zu left in the "
-	           "spool for the next start",
-	           d.delivered, d.deferred, d.failed, d.inflight + d.nready + d.waiting);
+	log_notice(
+	    "daemon",
+	    "stopped: %lu delivered, %lu deferred, %lu failed, %lu deduplicated; %zu left in "
+	    "the spool for the next start",
+	    d.delivered, d.deferred, d.failed, d.deduplicated, d.inflight + d.nready + d.waiting);
 	rc = 0;
 out:
+	dedup_daemon_stop(&d);
 	while (d.ready_head != NULL)
 		job_free(ready_pop(&d));
 	srvs_free(&d);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "dedup.h"
 #include "notify.h"
 #include "oauth2.h"
 #include "rate.h"
@@ -99,9 +100,11 @@ struct job {
 	bool reopened;   /* ... and was started again on a fresh one when that session had died */
 	bool token_retried; /* a kept OAuth2 token was refused, and a fresh one tried */
 	struct job *next;
+	struct dedup_mark dedup; /* sent by a de-duplication decision: its key ends with it */
 };
 
 struct retry;
+struct dedup_daemon;
 
 struct daemon {
 	const char *config_path;
@@ -130,6 +133,8 @@ struct daemon {
 	unsigned long delivered, deferred, failed;
 	char **stuck; /* names in new/ that could not be taken, said once (STUCK_MAX at most) */
 	size_t nstuck;
+	struct dedup_daemon *dedup; /* daemon_dedup.c */
+	unsigned long deduplicated;
 };
 
 #define STUCK_MAX 256

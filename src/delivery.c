@@ -17,6 +17,7 @@
 
 #include "alert.h"
 #include "conf.h"
+#include "daemon_dedup.h"
 #include "daemon_int.h"
 #include "duration.h"
 #include "log.h"
@@ -83,6 +84,7 @@ static void job_fail(struct daemon *d, struct job *j, const char *why)
 		log_warn("delivery", "%s%s%s: failed: %s", j->qid, j->alert ? " id=" : "",
 		         j->alert ? j->alert->id : "", why);
 	d->failed++;
+	dedup_job_failed(d, j);
 	buf_free(&r);
 	job_free(j);
 }
@@ -114,6 +116,8 @@ int job_prepare(struct daemon *d, struct job *j)
 		return -1;
 	}
 	j->chan = &d->chans[ch - d->cfg->channels];
+	if (dedup_job_check(d, j) != 0)
+		return -1;
 	if (notify_build(d->cfg, ch, j->chan->tmpl, j->alert, NULL, 0, &j->n, &e) < 0) {
 		job_fail(d, j, e.msg);
 		return -1;
@@ -241,6 +245,7 @@ static void attempt_done(struct daemon *d, struct srv *srv, struct job *j,
 		log_notice("delivery", "%s id=%s channel=%s server=%s: %s [%lld ms]", j->qid,
 		           j->alert->id, c->conf->name, srv->conf->name, r->detail, (long long)latency);
 		d->delivered++;
+		dedup_job_sent(d, j);
 		job_free(j);
 		return;
 	}
