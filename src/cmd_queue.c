@@ -74,17 +74,22 @@ static char *dup_or_null(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-/* The first line of failed/QID.reason, or NULL. */
-static char *read_reason(struct spool *s, const char *qid)
+/* The first line of failed/QID.reason, or NULL; *channel: its "channel: " line, or NULL. */
+static char *read_reason(struct spool *s, const char *qid, char **channel)
 {
 	char *rname = xasprintf("%s.reason", qid);
 	struct buf b;
 	struct err e;
 	char *line = NULL;
 
+	*channel = NULL;
 	buf_init(&b);
-	if (spool_read(s, SPOOL_FAILED, rname, QUEUE_REASON_MAX, &b, &e) == 0)
+	if (spool_read(s, SPOOL_FAILED, rname, QUEUE_REASON_MAX, &b, &e) == 0) {
+		const char *c = strstr(b.data, "\nchannel: ");
 		line = xstrndup(b.data, strcspn(b.data, "\n"));
+		if (c != NULL)
+			*channel = xstrndup(c + 10, strcspn(c + 10, "\n"));
+	}
 	buf_free(&b);
 	free(rname);
 	return line;
@@ -139,7 +144,18 @@ static int read_entry(struct spool *s, enum spool_dir d, const char *qid, struct
 			en->meta_error = xstrdup(e.msg);
 		}
 	} else if (d == SPOOL_FAILED) {
-		en->reason = read_reason(s, qid);
+		char *channel;
+		en->reason = read_reason(s, qid, &channel);
+		/* The channel it failed on, which routes or the default chose. */
+		if (en->channel == NULL)
+			en->channel = channel;
+		else
+			free(channel);
+	}
+	/* One of the entries of an alert fanned out: its channel is in its queue id. */
+	if (spool_qid_channel(qid) != NULL) {
+		free(en->channel);
+		en->channel = xstrdup(spool_qid_channel(qid));
 	}
 	return 0;
 }

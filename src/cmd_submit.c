@@ -31,9 +31,8 @@ struct submit_args {
 	size_t nsets;
 };
 
-/* Reads the whole input, refusing more than max bytes. */
-static int read_input(const char *path, const char *name, size_t max, struct buf *out,
-                      struct err *e)
+int commands_read_input(const char *path, const char *name, size_t max, struct buf *out,
+                        struct err *e)
 {
 	char chunk[65536];
 	struct stat st;
@@ -402,7 +401,7 @@ static int submit(const struct globals *g, const struct config *cfg, const struc
 
 	buf_init(&in);
 	buf_init(&out);
-	if (read_input(args->path, name, cfg->max_alert_size, &in, &e) < 0 ||
+	if (commands_read_input(args->path, name, cfg->max_alert_size, &in, &e) < 0 ||
 	    alert_parse(in.data, in.len, name, time(NULL), &orig, &e) < 0 ||
 	    make_output(args, &in, orig, where, sizeof(where), &out, &e) < 0) {
 		fprintf(stderr, "alertmail: submit: %s\n", e.msg);

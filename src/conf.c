@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "route.h"
 
 static void free_str_list(char **v, size_t n)
 {
@@ -129,8 +130,60 @@ static void parse_route_channels(struct cparse *p, const struct config *c, struc
 			continue;
 		if (config_channel(c, name) == NULL)
 			cp_error(p, at, "route: unknown channel '%s'", name);
+		for (size_t k = 0; k < r->nchannels; k++)
+			if (strcmp(r->channels[k], name) == 0)
+				cp_error(p, at, "route: channel '%s' is listed twice", name);
 		r->channels[r->nchannels++] = name;
 	}
+}
+
+/* match: a mapping of field paths to values or globs; empty (or null) matches every alert. */
+static void parse_route_match(struct cparse *p, struct route *r, const struct ynode *n)
+{
+	if (ynode_is_null(n))
+		return;
+	if (!cp_expect_kind(p, n, YNODE_MAP, "match"))
+		return;
+	for (size_t i = 0; i < n->count; i++) {
+		const struct ynode *k = n->keys[i], *v = n->values[i];
+		const char *seg = k->str;
+
+		/* ynode_path() takes each part between dots as a key of a mapping. */
+		if (strlen(k->str) != k->len)
+			cp_error(p, k, "match: a field path must not contain a NUL byte");
+		for (;;) {
+			size_t len = strcspn(seg, ".");
+			if (len == 0 || len >= YNODE_PATH_PART_MAX) {
+				cp_error(p, k,
+				         "match: '%s' is not a field path: each part between dots "
+				         "must be 1 to %d bytes (labels.team)",
+				         k->str, YNODE_PATH_PART_MAX - 1);
+				break;
+			}
+			if (seg[len] == '\0')
+				break;
+			seg += len + 1;
+		}
+		if (v->kind != YNODE_SCALAR) {
+			cp_error(
+			    p, v,
+			    "match: the value for '%s' must be a single value or glob, not a %s",
+			    k->str, ynode_kind_name(v->kind));
+		} else if (ynode_is_null(v)) {
+			cp_error(
+			    p, v,
+			    "match: '%s' has no value; give a value or a glob ('*' matches any "
+			    "value)",
+			    k->str);
+		} else if (route_glob_stars(v->str) > ROUTE_GLOB_STARS_MAX) {
+			cp_error(
+			    p, v,
+			    "match: the pattern for '%s' has %zu '*'; at most %d are allowed, so "
+			    "that no pattern makes matching slow",
+			    k->str, route_glob_stars(v->str), ROUTE_GLOB_STARS_MAX);
+		}
+	}
+	r->match = ynode_copy(n);
 }
 
 static void parse_route(struct cparse *p, const struct config *c, struct route *r,
@@ -144,14 +197,8 @@ static void parse_route(struct cparse *p, const struct config *c, struct route *
 		return;
 	cp_check_keys(p, map, "a route", route_keys);
 	n = ynode_get(map, "match");
-	if (n != NULL && cp_expect_kind(p, n, YNODE_MAP, "match")) {
-		for (size_t i = 0; i < n->count; i++)
-			if (n->values[i]->kind != YNODE_SCALAR)
-				cp_error(p, n->values[i],
-				     "match: the value for '%s' must be a string or glob",
-				     n->keys[i]->str);
-		r->match = ynode_copy(n);
-	}
+	if (n != NULL)
+		parse_route_match(p, r, n);
 	one = ynode_get(map, "channel");
 	many = ynode_get(map, "channels");
 	if (one != NULL && many != NULL)
@@ -239,6 +286,9 @@ static void parse_top(struct cparse *p, struct config *c, const struct ynode *ro
 		c->channels = xcalloc(n->count ? n->count : 1, sizeof(*c->channels));
 		for (size_t i = 0; i < n->count; i++) {
 			cp_check_name(p, n->keys[i], "channel");
+			if (n->keys[i]->len > CONFIG_CHANNEL_NAME_MAX)
+				cp_error(p, n->keys[i], "channel name '%s': longer than %d bytes",
+				         n->keys[i]->str, CONFIG_CHANNEL_NAME_MAX);
 			parse_channel(p, c, &c->channels[c->nchannels++], n->keys[i], n->values[i]);
 		}
 	}

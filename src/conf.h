@@ -114,6 +114,10 @@ struct config {
 	size_t ndedup_key;
 };
 
+/* The longest channel name: an alert's queue id and its retry state carry the name of the
+ * channel it is pinned to. */
+#define CONFIG_CHANNEL_NAME_MAX 64
+
 /* The largest config file read. */
 #define CONFIG_MAX_SIZE ((size_t)4 * 1024 * 1024)
 /* The state directory (the host key for sealed values) when the config names none. */

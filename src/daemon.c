@@ -89,7 +89,7 @@ static void retry_pop(struct daemon *d, struct retry *out)
 
 /* ---- the ready queue: alerts taken from the spool, waiting for their round ---- */
 
-static void ready_push(struct daemon *d, struct job *j)
+void ready_push(struct daemon *d, struct job *j)
 {
 	j->next = NULL;
 	if (d->ready_tail != NULL)
@@ -385,12 +385,22 @@ static void dispatch(struct daemon *d)
 {
 	while (!d->stopping && !d->reload_pending) {
 		struct job *j = ready_pop(d);
-		if (j == NULL)
-			break;
-		if (job_prepare(d, j) < 0)
+		int rc;
+
+		if (j == NULL) {
+			/* Alerts fanned out wait for one sync, then go on with their entries. */
+			if (d->fan_head == NULL)
+				break;
+			fanout_commit(d);
 			continue;
-		round_start(d, j);
+		}
+		rc = job_prepare(d, j);
+		if (rc > 0)
+			fanout_hold(d, j);
+		else if (rc == 0)
+			round_start(d, j);
 	}
+	fanout_commit(d);
 	if (d->new_backlog && d->nready < QUEUE_WINDOW / 2 && !d->stopping)
 		scan_new(d);
 }
@@ -638,6 +648,7 @@ out:
 	dedup_daemon_stop(&d);
 	while (d.ready_head != NULL)
 		job_free(ready_pop(&d));
+	spool_copies_free(d.spool, d.copies);
 	srvs_free(&d);
 	watches_reap(&d);
 	free(d.retries);

@@ -101,6 +101,11 @@ struct job {
 	bool token_retried; /* a kept OAuth2 token was refused, and a fresh one tried */
 	struct job *next;
 	struct dedup_mark dedup; /* sent by a de-duplication decision: its key ends with it */
+	/* fanout.c: the entries for the alert's other channels, from job_prepare until the
+	 * batch they are part of is durable; NULL: the alert goes to one channel. */
+	struct fanout *fan;
+	/* One of the entries of an alert fanned out: its Message-ID names the channel. */
+	bool fanned;
 };
 
 struct retry;
@@ -135,6 +140,10 @@ struct daemon {
 	size_t nstuck;
 	struct dedup_daemon *dedup; /* daemon_dedup.c */
 	unsigned long deduplicated;
+	/* fanout.c: alerts fanned out, held until their copies are durable, as one batch. */
+	struct job *fan_head, *fan_tail;
+	size_t nfan;
+	struct spool_copies *copies;
 };
 
 #define STUCK_MAX 256
@@ -151,8 +160,11 @@ static inline int64_t now_ms(void)
 /* delivery.c: jobs, their rounds across a channel's servers, and each server's slots. */
 struct job *job_new(const char *qid);
 void job_free(struct job *j);
-/* Reads, parses and renders the alert; a bad alert goes to failed/ here. */
+/* Reads, parses and renders the alert; a bad alert goes to failed/ here. 1: the alert fans
+ * out to several channels and waits for fanout_commit(). */
 int job_prepare(struct daemon *d, struct job *j);
+/* Moves the alert to failed/ with the reason and its history of attempts; frees j. */
+void job_fail(struct daemon *d, struct job *j, const char *why);
 /* A round: the channel's servers in turn from the preferred one, until one takes the alert;
  * when none does, it is deferred or failed. */
 void round_start(struct daemon *d, struct job *j);
@@ -172,8 +184,24 @@ int64_t srvs_release(struct daemon *d, int64_t now);
 /* Servers resting after busy replies or a failed token fetch may be tried again at once. */
 void srvs_end_rest(struct daemon *d);
 
+/* fanout.c: routing an entry, and one alert becoming an entry per channel. */
+/* The channel of j: the one it is pinned to (its queue id "QID+CHANNEL", else the channel of
+ * an earlier attempt in meta/QID), else routing's first. When routing gives several, the
+ * entries for the others are made (data: the alert file's bytes) and j->fan holds them. NULL
+ * with the reason in e when there is none. */
+const struct channel *job_channel(struct daemon *d, struct job *j, const struct buf *data,
+                                  struct err *e);
+/* j (j->fan set, j prepared) waits for the batch of fan-outs to be made durable. */
+void fanout_hold(struct daemon *d, struct job *j);
+/* Makes the held fan-outs durable with one sync, pins each alert to its first channel and
+ * starts every entry's round. */
+void fanout_commit(struct daemon *d);
+void fanout_free(struct fanout *f);
+
 /* daemon.c */
 /* Schedules qid's next round at due (monotonic ms). */
 void retry_push(struct daemon *d, int64_t due, const char *qid);
+/* Queues j for its round, after the jobs queued already. */
+void ready_push(struct daemon *d, struct job *j);
 
 #endif

@@ -24,7 +24,6 @@
 #include "mailtmpl.h"
 #include "notify.h"
 #include "queue.h"
-#include "route.h"
 #include "smtp.h"
 #include "smtp_hint.h"
 #include "spool.h"
@@ -55,11 +54,12 @@ void job_free(struct job *j)
 	alert_free(j->alert);
 	notify_free(&j->n);
 	spool_meta_free(&j->meta);
+	fanout_free(j->fan);
 	free(j);
 }
 
 /* Moves the alert to failed/ with the reason and its history of attempts. */
-static void job_fail(struct daemon *d, struct job *j, const char *why)
+void job_fail(struct daemon *d, struct job *j, const char *why)
 {
 	struct buf r;
 	struct err e;
@@ -89,36 +89,55 @@ static void job_fail(struct daemon *d, struct job *j, const char *why)
 	job_free(j);
 }
 
-/* Reads, parses and renders the alert; a bad alert goes to failed/ here. */
+/* Reads and parses the alert into j->alert; a bad alert goes to failed/ here. */
+static int job_read(struct daemon *d, struct job *j, struct buf *b)
+{
+	struct err e;
+	char name[SPOOL_QID_MAX + 16];
+
+	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, d->cfg->max_alert_size, b, &e) < 0) {
+		buf_free(b);
+		job_fail(d, j, e.msg);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "alert %s", j->qid);
+	if (alert_parse(b->data, b->len, name, time(NULL), &j->alert, &e) < 0) {
+		buf_free(b);
+		job_fail(d, j, e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads, parses and renders the alert; a bad alert goes to failed/ here. Returns 1 for an
+ * alert fanned out to several channels: it waits for its entries to be durable (fanout.c). */
 int job_prepare(struct daemon *d, struct job *j)
 {
 	struct buf b;
 	struct err e;
 	const struct channel *ch;
-	char name[SPOOL_QID_MAX + 16];
+	int rc;
 
 	buf_init(&b);
-	if (spool_read(d->spool, SPOOL_ACTIVE, j->qid, d->cfg->max_alert_size, &b, &e) < 0) {
-		buf_free(&b);
-		job_fail(d, j, e.msg);
+	/* A fan-out entry made here has its alert already. */
+	if (j->alert == NULL && job_read(d, j, &b) < 0)
 		return -1;
-	}
-	snprintf(name, sizeof(name), "alert %s", j->qid);
-	if (alert_parse(b.data, b.len, name, time(NULL), &j->alert, &e) < 0) {
-		buf_free(&b);
-		job_fail(d, j, e.msg);
-		return -1;
-	}
+	ch = job_channel(d, j, &b, &e);
 	buf_free(&b);
-	ch = route_select(d->cfg, j->alert, &e);
 	if (ch == NULL) {
 		job_fail(d, j, e.msg);
 		return -1;
 	}
+	if (j->fan != NULL)
+		return 1;
 	j->chan = &d->chans[ch - d->cfg->channels];
 	if (dedup_job_check(d, j) != 0)
 		return -1;
-	if (notify_build(d->cfg, ch, j->chan->tmpl, j->alert, NULL, 0, &j->n, &e) < 0) {
+	if (j->fanned || spool_qid_channel(j->qid) != NULL)
+		rc = notify_build_fanout(d->cfg, ch, j->chan->tmpl, j->alert, &j->n, &e);
+	else
+		rc = notify_build(d->cfg, ch, j->chan->tmpl, j->alert, NULL, 0, &j->n, &e);
+	if (rc < 0) {
 		job_fail(d, j, e.msg);
 		return -1;
 	}

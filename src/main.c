@@ -51,6 +51,8 @@ static void usage(FILE *out)
 	        "                        and delivers them (SIGHUP reloads, SIGTERM stops)\n"
 	        "  submit [--channel NAME] [--set KEY=VALUE]... [FILE|-]\n"
 	        "                        validate an alert and put it into the spool; prints its id\n"
+	        "  route [--json] FILE|- show which routes an alert matches and why, and the\n"
+	        "                        channels (servers, recipients) it would go to\n"
 	        "  queue [--json]        list pending, deferred and failed alerts\n"
 	        "  retry ID...|--all     put failed alerts back in the queue; retry deferred ones now\n"
 	        "  test [--channel NAME] [--to ADDR]... [--server NAME]\n"
@@ -82,6 +84,7 @@ struct command {
 static const struct command commands[] = {
 	{"run", cmd_run},
 	{"submit", cmd_submit},
+	{"route", cmd_route},
 	{"queue", cmd_queue},
 	{"retry", cmd_retry},
 	{"test", cmd_test},
@@ -89,9 +92,6 @@ static const struct command commands[] = {
 	{"secret", cmd_secret},
 	{"version", cmd_version},
 };
-
-/* Commands of the contract that later versions provide. */
-static const char *const later[] = {"route"};
 
 /* The command line, after the checks that make the process safe to run. */
 static int dispatch(int argc, char **argv)
@@ -138,13 +138,6 @@ static int dispatch(int argc, char **argv)
 	g.verbosity = verbosity;
 	log_init("alertmail", verbosity, false);
 
-	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-		if (strcmp(argv[optind], later[i]) == 0) {
-			fprintf(stderr, "alertmail: '%s' is not available in this version (%s)\n",
-			        argv[optind], PACKAGE_VERSION);
-			return EXIT_USAGE;
-		}
-	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) != 0)
 			continue;

@@ -377,6 +377,27 @@ char *message_id_for(const char *alert_id, const char *domain)
 	return xasprintf("<alert.%s@%s>", hex, domain);
 }
 
+char *message_id_for_channel(const char *alert_id, const char *channel, const char *domain)
+{
+	char idhex[ID_HASH_HEX + 1], chhex[ID_HASH_HEX + 1];
+	const char *id = alert_id != NULL ? alert_id : "";
+
+	if (channel == NULL)
+		return message_id_for(alert_id, domain);
+	if (domain == NULL || mailbox_check_domain(domain) < 0)
+		domain = "localhost";
+	if (!id_usable(id)) {
+		sha256_hex(id, strlen(id), idhex, ID_HASH_HEX);
+		id = idhex;
+	}
+	if (!id_usable(channel)) {
+		sha256_hex(channel, strlen(channel), chhex, ID_HASH_HEX);
+		channel = chhex;
+	}
+	/* '+' is atext and never in a usable id: the two parts stay apart. */
+	return xasprintf("<alert.%s+%s@%s>", id, channel, domain);
+}
+
 static int format_date(time_t t, char *dst, size_t size)
 {
 	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -461,7 +482,7 @@ int message_compose(const struct message_in *in, struct buf *out, struct err *e)
 		return -1;
 	}
 	domain = strchr(in->from->addr, '@') + 1;
-	msgid = message_id_for(in->alert_id, domain);
+	msgid = message_id_for_channel(in->alert_id, in->id_channel, domain);
 
 	buf_init(&m);
 	buf_printf(&m, "Date: %s\r\nMessage-ID: %s\r\n", date, msgid);

@@ -18,6 +18,9 @@ struct message_in {
 	const char *html;     /* UTF-8 HTML body or NULL */
 	const char *alert_id; /* Message-ID is derived from it: same id, same Message-ID */
 	time_t date;
+	/* An alert fanned out to several channels is a message of its own on each: the channel
+	 * goes into the Message-ID too. NULL: the alert's id alone. */
+	const char *id_channel;
 };
 
 /* Composes the whole message with CRLF line ends into out (appended). Headers: Date,
@@ -34,5 +37,9 @@ void message_header_unstructured(struct buf *out, const char *name, const char *
 void message_qp_encode(struct buf *out, const char *text, size_t len);
 /* The Message-ID value (with angle brackets) for an alert id and a domain. */
 char *message_id_for(const char *alert_id, const char *domain);
+/* The same for the alert's message on one of the channels it fans out to:
+ * <alert.ID+CHANNEL@domain> (either part hashed when it does not fit a dot-atom). channel
+ * NULL: message_id_for(). */
+char *message_id_for_channel(const char *alert_id, const char *channel, const char *domain);
 
 #endif

@@ -2,15 +2,16 @@
 
 #include "notify.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mailbox.h"
 #include "message.h"
 
-int notify_build(const struct config *cfg, const struct channel *ch, const struct mail_template *t,
-                 const struct alert *a, char *const *to, size_t nto, struct notification *n,
-                 struct err *e)
+static int build(const struct config *cfg, const struct channel *ch, const struct mail_template *t,
+                 const struct alert *a, char *const *to, size_t nto, bool fanout,
+                 struct notification *n, struct err *e)
 {
 	char *const *rcpt_in = nto > 0 ? to : ch->to;
 	size_t nrcpt = nto > 0 ? nto : ch->nto;
@@ -49,6 +50,7 @@ int notify_build(const struct config *cfg, const struct channel *ch, const struc
 	in.html = html;
 	in.alert_id = a->id;
 	in.date = time(NULL);
+	in.id_channel = fanout ? ch->name : NULL;
 	if (message_compose(&in, &n->message, e) < 0)
 		goto out;
 	n->mail_from = xstrdup(from.addr);
@@ -64,6 +66,20 @@ out:
 	if (rc < 0)
 		notify_free(n);
 	return rc;
+}
+
+int notify_build(const struct config *cfg, const struct channel *ch, const struct mail_template *t,
+                 const struct alert *a, char *const *to, size_t nto, struct notification *n,
+                 struct err *e)
+{
+	return build(cfg, ch, t, a, to, nto, false, n, e);
+}
+
+int notify_build_fanout(const struct config *cfg, const struct channel *ch,
+                        const struct mail_template *t, const struct alert *a,
+                        struct notification *n, struct err *e)
+{
+	return build(cfg, ch, t, a, NULL, 0, true, n, e);
 }
 
 void notify_free(struct notification *n)

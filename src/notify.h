@@ -23,6 +23,11 @@ struct notification {
 int notify_build(const struct config *cfg, const struct channel *ch, const struct mail_template *t,
                  const struct alert *a, char *const *to, size_t nto, struct notification *n,
                  struct err *e);
+/* The same for one entry of an alert fanned out to several channels: the Message-ID names
+ * the channel too (message_id_for_channel), so that each channel's message is its own. */
+int notify_build_fanout(const struct config *cfg, const struct channel *ch,
+                        const struct mail_template *t, const struct alert *a,
+                        struct notification *n, struct err *e);
 void notify_free(struct notification *n);
 
 #endif

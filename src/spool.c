@@ -350,6 +350,10 @@ int spool_claim(struct spool *s, const char *name, char qid[SPOOL_QID_MAX], stru
 	gettimeofday(&tv, NULL);
 	snprintf(qid, SPOOL_QID_MAX, "%lld.%06ld.%llu", (long long)tv.tv_sec, (long)tv.tv_usec,
 	         (unsigned long long)st.st_ino);
+	/* An entry pinned to a channel (a fan-out entry put back by alertmail retry) keeps its
+	 * pin: the copies of one alert share an inode, and the pin tells them apart. */
+	if (spool_qid_channel(name) != NULL)
+		(void)spool_qid_pin(qid, spool_qid_channel(name), qid); /* always fits */
 	if (!S_ISREG(st.st_mode))
 		return refuse_irregular(s, name, qid, st.st_mode, e);
 	/* No fsync: after a crash the alert is in new/ or in active/, and both are delivered. */
@@ -713,4 +717,216 @@ int spool_clean_tmp(struct spool *s, time_t max_age, struct err *e)
 	}
 	closedir(dir);
 	return removed;
+}
+
+/* ---- fan-out ---- */
+
+/* A copy written into tmp/, to be linked into active/ by the commit. */
+struct spool_copy_tmp {
+	char tmp[SPOOL_NAME_MAX];
+	char qid[SPOOL_QID_MAX];
+};
+
+struct spool_copies {
+	struct spool_copy_tmp *v;
+	size_t n, cap;
+	bool linked; /* some copy was linked into active/ directly: active/ needs its fsync */
+};
+
+struct spool_copies *spool_copies_new(void)
+{
+	return xcalloc(1, sizeof(struct spool_copies));
+}
+
+bool spool_exists(struct spool *s, enum spool_dir d, const char *name)
+{
+	struct stat st;
+
+	return fstatat(s->fd[d], name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* The bytes of a copy into tmp/ (O_EXCL, no fsync: the commit syncs the whole batch). */
+static int copy_write(struct spool *s, struct spool_copies *b, const char *newqid, const void *data,
+                      size_t len, struct err *e)
+{
+	struct spool_copy_tmp *t;
+	int fd;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 16;
+		b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+	}
+	t = &b->v[b->n];
+	unique_name(t->tmp, sizeof(t->tmp), "F");
+	snprintf(t->qid, sizeof(t->qid), "%s", newqid);
+	fd = openat(s->fd[SPOOL_TMP], t->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	            0640);
+	if (fd < 0) {
+		err_set(e, "spool: create %s/tmp/%s: %s", s->root, t->tmp, strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, data, len) < 0 || fchmod(fd, 0640) < 0) {
+		err_set(e, "spool: write %s/tmp/%s: %s", s->root, t->tmp, strerror(errno));
+		close(fd);
+		unlinkat(s->fd[SPOOL_TMP], t->tmp, 0);
+		return -1;
+	}
+	close(fd);
+	b->n++;
+	return 0;
+}
+
+int spool_copy(struct spool *s, struct spool_copies *b, const char *qid, const char *newqid,
+               const void *data, size_t len, struct err *e)
+{
+	if (spool_exists(s, SPOOL_DEFERRED, newqid) || spool_exists(s, SPOOL_FAILED, newqid))
+		return 1;
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->v[i].qid, newqid) == 0)
+			return 1;
+	/* A hard link writes no data: the alert's bytes are durable since it was accepted. */
+	if (linkat(s->fd[SPOOL_ACTIVE], qid, s->fd[SPOOL_ACTIVE], newqid, 0) == 0) {
+		b->linked = true;
+		return 0;
+	}
+	if (errno == EEXIST)
+		return 1;
+	if (errno == ENOENT) {
+		err_set(e, "spool: active/%s: %s", qid, strerror(errno));
+		return -1;
+	}
+	/* EPERM: fs.protected_hardlinks, where the daemon may read the writer's file but not
+	 * write it; EMLINK, EXDEV or a file system without hard links: a copy of the bytes. */
+	return copy_write(s, b, newqid, data, len, e);
+}
+
+int spool_copies_commit(struct spool *s, struct spool_copies *b, struct err *e)
+{
+	int rc = 0;
+	size_t i = 0;
+
+	if (b->n > 0 && syncfs(s->fd[SPOOL_TMP]) < 0) {
+		err_set(e, "spool: syncfs %s/tmp: %s", s->root, strerror(errno));
+		rc = -1;
+	}
+	for (; rc == 0 && i < b->n; i++) {
+		struct spool_copy_tmp *t = &b->v[i];
+		/* A link, not a rename: it never replaces an entry of that name. */
+		if (linkat(s->fd[SPOOL_TMP], t->tmp, s->fd[SPOOL_ACTIVE], t->qid, 0) < 0 &&
+		    errno != EEXIST) {
+			err_set(e, "spool: link tmp/%s -> active/%s: %s", t->tmp, t->qid,
+			        strerror(errno));
+			rc = -1;
+			break;
+		}
+		unlinkat(s->fd[SPOOL_TMP], t->tmp, 0);
+		b->linked = true;
+	}
+	if (rc < 0) {
+		/* The copies not linked yet are dropped; the caller fans the alert out again. */
+		for (; i < b->n; i++)
+			unlinkat(s->fd[SPOOL_TMP], b->v[i].tmp, 0);
+	}
+	if (b->linked) {
+		struct err se;
+		/* After an error, e keeps the first one. */
+		if (sync_dir(s, SPOOL_ACTIVE, &se) < 0 && rc == 0) {
+			*e = se;
+			rc = -1;
+		}
+	}
+	b->n = 0;
+	b->linked = false;
+	return rc;
+}
+
+void spool_copies_free(struct spool *s, struct spool_copies *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		unlinkat(s->fd[SPOOL_TMP], b->v[i].tmp, 0);
+	free(b->v);
+	free(b);
+}
+
+int spool_rename_active(struct spool *s, const char *qid, const char *newqid, struct err *e)
+{
+	int rc;
+
+	if (spool_exists(s, SPOOL_DEFERRED, newqid) || spool_exists(s, SPOOL_FAILED, newqid))
+		return 1;
+	rc = renameat2(s->fd[SPOOL_ACTIVE], qid, s->fd[SPOOL_ACTIVE], newqid, RENAME_NOREPLACE);
+	if (rc < 0 && errno == EEXIST)
+		return 1;
+
+	/* A file system without RENAME_NOREPLACE: the check and the rename are not atomic, but
+	 * only this daemon names entries in active/. */
+	if (rc < 0 && errno == EINVAL) {
+		if (spool_exists(s, SPOOL_ACTIVE, newqid))
+			return 1;
+		rc = renameat(s->fd[SPOOL_ACTIVE], qid, s->fd[SPOOL_ACTIVE], newqid);
+	}
+	if (rc < 0) {
+		err_set(e, "spool: rename active/%s -> active/%s: %s", qid, newqid,
+		        strerror(errno));
+		return -1;
+	}
+	/* The retry state of an entry deferred before it could fan out goes with it. */
+	if (renameat(s->fd[SPOOL_META], qid, s->fd[SPOOL_META], newqid) < 0 && errno != ENOENT)
+		unlinkat(s->fd[SPOOL_META], qid, 0);
+	return 0;
+}
+
+#define PIN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._"
+#define DIGITS "0123456789"
+
+/* The length of the "<digits>.<6 digits>.<digits>" at the start of s, or 0. */
+static size_t qid_base_len(const char *s)
+{
+	const char *p = s;
+	size_t n = strspn(p, DIGITS);
+
+	if (n == 0 || p[n] != '.')
+		return 0;
+	p += n + 1;
+	n = strspn(p, DIGITS);
+	if (n != 6 || p[n] != '.')
+		return 0;
+	p += n + 1;
+	n = strspn(p, DIGITS);
+	if (n == 0)
+		return 0;
+	return (size_t)(p + n - s);
+}
+
+const char *spool_qid_channel(const char *qid)
+{
+	size_t base = qid_base_len(qid);
+	const char *ch;
+	size_t len;
+
+	if (base == 0 || qid[base] != '+')
+		return NULL;
+	ch = qid + base + 1;
+	len = strlen(ch);
+	if (len == 0 || len > SPOOL_PIN_MAX || strspn(ch, PIN_CHARS) != len)
+		return NULL;
+	return ch;
+}
+
+int spool_qid_pin(const char *qid, const char *channel, char out[SPOOL_QID_MAX])
+{
+	size_t base = spool_qid_channel(qid) != NULL ? qid_base_len(qid) : strlen(qid);
+	char tmp[SPOOL_QID_MAX];
+	int n;
+
+	if (strlen(channel) > SPOOL_PIN_MAX)
+		return -1;
+	/* out may be qid itself. */
+	n = snprintf(tmp, sizeof(tmp), "%.*s+%s", (int)base, qid, channel);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;
+	memcpy(out, tmp, (size_t)n + 1);
+	return 0;
 }

@@ -8,8 +8,10 @@
  *   failed/    given up on or unparseable; QID.reason beside each
  *
  * Each alert the daemon takes gets a queue id (QID) that sorts by arrival and is unique on
- * the file system: "<seconds>.<microseconds>.<inode>". A state change is a rename(); where a
- * crash must not undo it, the file is fsync'd first and the directory after. */
+ * the file system: "<seconds>.<microseconds>.<inode>". An alert routed to several channels
+ * becomes one entry per channel, each pinned to its channel by its id: "QID+CHANNEL". A state
+ * change is a rename(); where a crash must not undo it, the file is fsync'd first and the
+ * directory after. */
 #ifndef ALERTMAIL_SPOOL_H
 #define ALERTMAIL_SPOOL_H
 
@@ -31,8 +33,11 @@ enum spool_dir {
 	SPOOL_NDIRS,
 };
 
-#define SPOOL_QID_MAX 64
+/* A queue id with room for a pin: "<seconds>.<microseconds>.<inode>+<channel>". */
+#define SPOOL_QID_MAX 128
 #define SPOOL_NAME_MAX 256
+/* The longest channel name a queue id can be pinned to. */
+#define SPOOL_PIN_MAX 64
 
 struct spool;
 
@@ -108,6 +113,38 @@ int spool_list(struct spool *s, enum spool_dir d, int (*fn)(void *ctx, const cha
 
 /* Removes files in tmp/ older than max_age seconds; returns how many. */
 int spool_clean_tmp(struct spool *s, time_t max_age, struct err *e);
+
+/* Fan-out: the entries of one alert for its other channels, copies of active/QID made under
+ * new queue ids, and made durable for a whole batch of alerts at once. A copy is a hard link
+ * where the kernel allows one (no data written); else the bytes (data, len: the file as
+ * read) are written into tmp/ and linked into active/ at the commit. */
+struct spool_copies;
+struct spool_copies *spool_copies_new(void);
+/* Adds active/NEWQID, a copy of active/QID, to the batch: 0 once made or to be made by the
+ * commit, 1 when an entry NEWQID exists already (in active/, deferred/ or failed/: an earlier
+ * fan-out of the same alert got that far), -1 on error. */
+int spool_copy(struct spool *s, struct spool_copies *b, const char *qid, const char *newqid,
+               const void *data, size_t len, struct err *e);
+/* Makes every copy of the batch durable (the ones written: one syncfs for all; then one fsync
+ * of active/), and empties the batch. On error the copies not yet in active/ are dropped and
+ * named in e; those in active/ stay (they are complete). */
+int spool_copies_commit(struct spool *s, struct spool_copies *b, struct err *e);
+/* Frees the batch; copies written but not committed are removed from tmp/. */
+void spool_copies_free(struct spool *s, struct spool_copies *b);
+/* Renames active/QID to active/NEWQID (and meta/QID, if any): 0; 1 when an entry NEWQID
+ * exists already (in active/, deferred/ or failed/), which is left as it is. No fsync: after
+ * a crash the entry has one name or the other. */
+int spool_rename_active(struct spool *s, const char *qid, const char *newqid, struct err *e);
+
+/* True when DIR/NAME exists. */
+bool spool_exists(struct spool *s, enum spool_dir d, const char *name);
+
+/* Pure: the channel a queue id (or a name in new/) is pinned to: CHANNEL of
+ * "<digits>.<6 digits>.<digits>+CHANNEL" (letters, digits, '-', '.', '_', at most
+ * SPOOL_PIN_MAX bytes), else NULL. */
+const char *spool_qid_channel(const char *qid);
+/* Pure: qid (without any pin it has) pinned to channel, into out; -1 when it does not fit. */
+int spool_qid_pin(const char *qid, const char *channel, char out[SPOOL_QID_MAX]);
 
 /* Pure: true for a name the daemon may take from new/ (not a dot-file, no '/'). */
 bool spool_name_ok(const char *name);

@@ -436,7 +436,7 @@ const struct ynode *ynode_get(const struct ynode *n, const char *key)
 
 const struct ynode *ynode_path(const struct ynode *n, const char *path)
 {
-	char part[256];
+	char part[YNODE_PATH_PART_MAX];
 	const char *p = path;
 
 	while (n != NULL) {

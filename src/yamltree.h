@@ -43,7 +43,9 @@ void ynode_free(struct ynode *n);
 
 /* Map lookup by key; NULL when absent or n is not a map. */
 const struct ynode *ynode_get(const struct ynode *n, const char *key);
-/* Resolves a dotted path ("labels.team") through nested maps. */
+/* Resolves a dotted path ("labels.team") through nested maps; each part between dots is a
+ * key of fewer than YNODE_PATH_PART_MAX bytes (a longer one finds nothing). */
+#define YNODE_PATH_PART_MAX 256
 const struct ynode *ynode_path(const struct ynode *n, const char *path);
 
 /* YAML 1.2 core schema readings of a plain scalar. */

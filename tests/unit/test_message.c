@@ -690,6 +690,26 @@ static void test_message_id(void)
 	a = message_id_for("abc", "bad domain>");
 	is_str(a, "<alert.abc@localhost>", "msgid: an unusable domain is replaced");
 	free(a);
+
+	/* One alert fanned out to several channels: a message of its own on each. */
+	a = message_id_for_channel("abc-123", "ops", "example.org");
+	is_str(a, "<alert.abc-123+ops@example.org>", "msgid: fanned out, the channel follows '+'");
+	b = message_id_for_channel("abc-123", "dba", "example.org");
+	ok(strcmp(a, b) != 0, "msgid: fanned out, each channel's Message-ID differs");
+	free(b);
+	b = message_id_for_channel("abc-123", "ops", "example.org");
+	is_str(b, a, "msgid: fanned out, the same alert and channel give the same Message-ID");
+	free(b);
+	free(a);
+	a = message_id_for_channel("has space", "a..b", "example.org");
+	is_str(a,
+	       "<alert.47b5c36fc0b017ba576f10f988d0cbcb+f62b42414c514fa689d3e087ba397c60"
+	       "@example.org>",
+	       "msgid: fanned out, an unusable id or channel is hashed, each on its own");
+	free(a);
+	a = message_id_for_channel("abc", NULL, "example.org");
+	is_str(a, "<alert.abc@example.org>", "msgid: no channel: the alert's own Message-ID");
+	free(a);
 }
 
 /* ---- Whole messages ---- */
@@ -707,8 +727,8 @@ static void test_compose(void)
 	    {NULL, "ops@example.com"},
 	    {"Ops, Night", "night@example.com"},
 	};
-	struct message_in in = {&from, to,        1,         "Disk full", "Line 1\nLine 2\n",
-	                        NULL,  "abc-123", 1700000000};
+	struct message_in in = {&from, to,        1,          "Disk full", "Line 1\nLine 2\n",
+	                        NULL,  "abc-123", 1700000000, NULL};
 	struct err e = {{0}};
 	struct buf out;
 	const char *p;

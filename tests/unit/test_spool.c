@@ -1014,6 +1014,161 @@ static void test_clean_tmp(void)
 	spool_close(s);
 }
 
+/* Fan-out: the pin in a queue id, copies of an entry (hard links, or bytes written where the
+ * kernel refuses the link), their commit, the pinning rename, and a claim that keeps a pin. */
+static void test_fanout(void)
+{
+	char qid[SPOOL_QID_MAX], pinned[SPOOL_QID_MAX], c1[SPOOL_QID_MAX], c2[SPOOL_QID_MAX];
+	char name[SPOOL_NAME_MAX], back[SPOOL_QID_MAX];
+	struct spool_copies *b;
+	struct spool *s;
+	struct err e = {""};
+	struct stat st1, st2;
+	struct buf got;
+	int rc;
+
+	is_str(spool_qid_channel("1764000000.000001.42+ops"), "ops", "pin: the channel of a qid");
+	is_str(spool_qid_channel("1764000000.000001.42+a.b-c_d"), "a.b-c_d",
+	       "pin: channel names with . - _");
+	ok(spool_qid_channel("1764000000.000001.42") == NULL &&
+	       spool_qid_channel("1764000000.000001.42+") == NULL &&
+	       spool_qid_channel("alert+ops") == NULL &&
+	       spool_qid_channel("1764000000.0001.42+ops") == NULL &&
+	       spool_qid_channel("1764000000.000001.42+o/ps") == NULL &&
+	       spool_qid_channel("1764000000.000001.42+o+ps") == NULL,
+	   "pin: none without '+', with nothing after it, on a writer's name, bad channel chars");
+	{
+		char ch[SPOOL_PIN_MAX + 2], q[SPOOL_QID_MAX + 80];
+		memset(ch, 'c', sizeof(ch) - 1);
+		ch[sizeof(ch) - 1] = '\0';
+		snprintf(q, sizeof(q), "1764000000.000001.42+%s", ch);
+		ok(spool_qid_channel(q) == NULL && spool_qid_pin("1.000001.2", ch, pinned) < 0,
+		   "pin: a channel name over %d bytes is none", SPOOL_PIN_MAX);
+	}
+	ok(spool_qid_pin("1764000000.000001.42", "ops", pinned) == 0 &&
+	       strcmp(pinned, "1764000000.000001.42+ops") == 0 &&
+	       spool_qid_pin(pinned, "dba", pinned) == 0 &&
+	       strcmp(pinned, "1764000000.000001.42+dba") == 0,
+	   "pin: made, and a pin replaced, in place: %s", pinned);
+
+	buf_init(&got);
+	new_root("fanout");
+	s = open_ok(true);
+	submit_claim(s, "id: f1\n", qid);
+	b = spool_copies_new();
+	spool_qid_pin(qid, "dba", c1);
+	spool_qid_pin(qid, "pager", c2);
+	rc = spool_copy(s, b, qid, c1, "id: f1\n", 7, &e);
+	ok(rc == 0 && is_file(P("active", c1)), "copy: a hard link in active/ at once%s%s",
+	   rc < 0 ? ": " : "", rc < 0 ? e.msg : "");
+	ok(lstat(P("active", qid), &st1) == 0 && lstat(P("active", c1), &st2) == 0 &&
+	       st1.st_ino == st2.st_ino && st2.st_nlink == 2,
+	   "copy: the same file, two names");
+	rc = spool_copy(s, b, qid, c1, "id: f1\n", 7, &e);
+	ok(rc == 1, "copy: an entry of that name in active/ exists already: 1");
+	put(P("deferred", c2), "id: f1\n", 7);
+	ok(spool_copy(s, b, qid, c2, "id: f1\n", 7, &e) == 1 && !exists(P("active", c2)),
+	   "copy: an entry of that name in deferred/ exists already: kept, not made twice");
+	unlink(P("deferred", c2));
+	put(P("failed", c2), "id: f1\n", 7);
+	ok(spool_copy(s, b, qid, c2, "id: f1\n", 7, &e) == 1, "copy: ... in failed/ too");
+	unlink(P("failed", c2));
+	ok(spool_copy(s, b, "1.000000.1", c2, "x", 1, &e) < 0 && has(&e, "active/1.000000.1"),
+	   "copy: of an entry that is not there: an error: %s", e.msg);
+	ok(spool_copies_commit(s, b, &e) == 0, "commit: links only%s%s", e.msg[0] ? ": " : "",
+	   e.msg);
+	spool_qid_pin(qid, "ops", pinned);
+	ok(spool_rename_active(s, qid, pinned, &e) == 0 && !exists(P("active", qid)) &&
+	       is_file(P("active", pinned)),
+	   "pin: active/QID renamed to active/QID+ops");
+	ok(spool_rename_active(s, c1, pinned, &e) == 1 && is_file(P("active", c1)) &&
+	       is_file(P("active", pinned)),
+	   "pin: never over an existing entry: 1, both left as they are");
+	put(P("failed", c2), "id: f1\n", 7);
+	ok(spool_rename_active(s, c1, c2, &e) == 1 && is_file(P("active", c1)),
+	   "pin: nor when the entry of that name is in failed/ (or deferred/)");
+	unlink(P("failed", c2));
+	ok(spool_rename_active(s, "1.000000.1", c2, &e) < 0 && has(&e, "1.000000.1"),
+	   "pin: an entry that is not there: an error: %s", e.msg);
+	put(P("meta", c1), "attempts: 1\n", 12);
+	ok(spool_rename_active(s, c1, c2, &e) == 0 && is_file(P("meta", c2)) &&
+	       !exists(P("meta", c1)),
+	   "pin: the entry's meta/ file goes with it");
+
+	/* A pinned entry put back into new/ (alertmail retry) keeps its channel when claimed. */
+	ok(rename(P("active", c2), P("new", c2)) == 0, "(setup: %s back in new/)", c2);
+	rc = spool_claim(s, c2, back, &e);
+	ok(rc == 0 &&
+	       strcmp(spool_qid_channel(back) ? spool_qid_channel(back) : "", "pager") == 0 &&
+	       strncmp(back, qid, 3) == 0,
+	   "claim: a pinned name keeps its pin in the new queue id: %s", back);
+	snprintf(name, sizeof(name), "report+ops");
+	put(P("new", name), "id: w\n", 6);
+	rc = spool_claim(s, name, back, &e);
+	ok(rc == 0 && spool_qid_channel(back) == NULL,
+	   "claim: a writer's name with '+' pins nothing: %s", back);
+	spool_copies_free(s, b);
+	spool_close(s);
+
+	/* Where the kernel refuses the link (fs.protected_hardlinks: the daemon may read a
+	 * writer's file but not write it), the bytes are written into tmp/ and linked into
+	 * active/ by the commit. Run as another user to make the kernel refuse. */
+	if (geteuid() != 0) {
+		ok(1, "copy by bytes # SKIP needs root to act as another user");
+		buf_free(&got);
+		return;
+	}
+	new_root("fanout-bytes");
+	s = open_ok(true);
+	submit_claim(s, "id: f2\n", qid);
+	must(chmod(P("active", qid), 0640) == 0 && chown(P("active", qid), 0, 0) == 0, "chown");
+	spool_close(s);
+	{
+		pid_t pid;
+		int status = 0;
+		const char *dirs[] = {NULL, "tmp", "new", "active", "deferred", "meta", "failed"};
+
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+			must(chown(P(dirs[i], NULL), 65534, 0) == 0, "chown %s", dirs[i]);
+		must(chmod(top, 0711) == 0, "chmod %s", top);
+		(void)fflush(stdout);
+		pid = fork();
+		must(pid >= 0, "fork");
+		if (pid == 0) {
+			/* nobody, in root's group: it may read the file (0640) but not write it. */
+			if (setgid(0) != 0 || setuid(65534) != 0)
+				_exit(2);
+			s = NULL;
+			if (spool_open(root, false, &s, &e) < 0)
+				_exit(3);
+			b = spool_copies_new();
+			spool_qid_pin(qid, "dba", c1);
+			if (spool_copy(s, b, qid, c1, "id: f2\n", 7, &e) != 0)
+				_exit(4);
+			/* Not in active/ before the commit: a crash loses it, not a half file. */
+			if (spool_exists(s, SPOOL_ACTIVE, c1) || count_in("tmp", 0) != 1)
+				_exit(5);
+			if (spool_copies_commit(s, b, &e) != 0)
+				_exit(6);
+			spool_copies_free(s, b);
+			spool_close(s);
+			_exit(0);
+		}
+		must(waitpid(pid, &status, 0) == pid && chmod(top, 0700) == 0, "waitpid");
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		   "copy by bytes: made in tmp/, in active/ only after the commit (status %d)",
+		   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	spool_qid_pin(qid, "dba", c1);
+	ok(lstat(P("active", qid), &st1) == 0 && lstat(P("active", c1), &st2) == 0 &&
+	       st1.st_ino != st2.st_ino && slurp(P("active", c1), &got) == 0 &&
+	       strcmp(got.data, "id: f2\n") == 0 && st2.st_uid == 65534 &&
+	       (st2.st_mode & 07777) == 0640,
+	   "copy by bytes: a file of its own, the daemon's, mode 0640, the same bytes");
+	ok(count_in("tmp", 1) == 0, "copy by bytes: nothing left in tmp/");
+	buf_free(&got);
+}
+
 int main(void)
 {
 	/* The spool must not depend on the caller's umask. */
@@ -1032,6 +1187,7 @@ int main(void)
 	test_list();
 	test_lock();
 	test_clean_tmp();
+	test_fanout();
 
 	tap_remove_tree(top);
 	return done_testing();
